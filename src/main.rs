@@ -1,1 +1,180 @@
-fn main() {}
+//! `rkube`: one binary for the master (`server`), the worker (`agent`), the single-node dev
+//! cluster (`dev`), and the operations kubectl cannot do (cluster membership, snapshots).
+
+mod admin;
+mod server;
+mod store_api;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "rkube", version, about = "A Kubernetes-compatible orchestrator with a built-in Raft store")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a master: a member of the Raft group that holds the cluster state.
+    Server(ServerArgs),
+    /// Run a single-node development cluster (one master) with its data under one directory.
+    Dev(DevArgs),
+    /// Inspect and change the membership of the master group.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
+    /// Save the cluster state to a file, or restore a new cluster from one.
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotCommand,
+    },
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct RaftTuning {
+    /// Leader heartbeat interval.
+    #[arg(long, default_value = "50ms", value_parser = humantime::parse_duration)]
+    pub heartbeat: Duration,
+    /// Election timeout range: a follower that hears no leader for a random time in
+    /// [min, 2*min] starts an election.
+    #[arg(long, default_value = "300ms", value_parser = humantime::parse_duration)]
+    pub election_timeout: Duration,
+    /// Build a snapshot every this many log entries.
+    #[arg(long, default_value_t = 20_000)]
+    pub snapshot_every: u64,
+    /// Log entries kept behind a snapshot for members that are only a little behind.
+    #[arg(long, default_value_t = 5_000)]
+    pub keep_after_snapshot: u64,
+    /// The leader compacts history older than this (and does so this often).
+    #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]
+    pub compaction_interval: Duration,
+    /// Serve linearizable reads with leader leases instead of a ReadIndex round trip.
+    #[arg(long)]
+    pub lease_reads: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ServerArgs {
+    /// Where this master keeps its RocksDB, snapshots and identity.
+    #[arg(long, env = "RKUBE_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Address for peers and clients of the store (host:port).
+    #[arg(long, default_value = "127.0.0.1:6444")]
+    pub listen: String,
+    /// URL other members use to reach this one; defaults to http://<listen>.
+    #[arg(long)]
+    pub advertise: Option<String>,
+    /// Start a new cluster with this master as its only member (ignored on restart).
+    #[arg(long, conflicts_with = "join")]
+    pub init: bool,
+    /// Join the cluster of the master at this URL (ignored once this master is a member).
+    #[arg(long)]
+    pub join: Option<String>,
+    /// Node id for a fresh data dir (random if absent).
+    #[arg(long)]
+    pub node_id: Option<u64>,
+    #[command(flatten)]
+    pub tuning: RaftTuning,
+}
+
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Data directory of the dev cluster.
+    #[arg(long, env = "RKUBE_DATA_DIR", default_value = "/var/lib/rkube/dev")]
+    pub data_dir: PathBuf,
+    /// Address of the store API.
+    #[arg(long, default_value = "127.0.0.1:6444")]
+    pub listen: String,
+}
+
+#[derive(Subcommand)]
+enum ClusterCommand {
+    /// Show the leader, term, commit and applied index, and each member's lag.
+    Status(ClientArgs),
+    /// Remove a member (by id, as shown by `status`).
+    Remove {
+        id: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Hand leadership to another voter (the most up-to-date one unless --to is given).
+    TransferLeader {
+        #[arg(long)]
+        to: Option<u64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// Write a consistent snapshot of the cluster state to a file.
+    Save {
+        file: PathBuf,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Create the data dir of a new one-member cluster from a snapshot file (disaster recovery).
+    /// The new cluster gets a new cluster id; start it with `rkube server --data-dir ...` and add
+    /// members with `--join`.
+    Restore {
+        file: PathBuf,
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// URL the restored master will be reached at (as its --advertise).
+        #[arg(long)]
+        advertise: String,
+        #[arg(long)]
+        node_id: Option<u64>,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Any master of the cluster.
+    #[arg(long, env = "RKUBE_SERVER", default_value = "http://127.0.0.1:6444")]
+    pub server: String,
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("RKUBE_LOG").unwrap_or_else(|_| EnvFilter::new("info,openraft=error"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing();
+    if let Err(e) = run(cli) {
+        // The chain of causes, without a backtrace: it is for the user, not for us.
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Server(args) => server::run(args).await,
+            Command::Dev(args) => server::run_dev(args).await,
+            Command::Cluster { command } => match command {
+                ClusterCommand::Status(c) => admin::status(&c).await,
+                ClusterCommand::Remove { id, client } => admin::remove(&client, id).await,
+                ClusterCommand::TransferLeader { to, client } => admin::transfer_leader(&client, to).await,
+            },
+            Command::Snapshot { command } => match command {
+                SnapshotCommand::Save { file, client } => admin::snapshot_save(&client, &file).await,
+                SnapshotCommand::Restore { file, data_dir, advertise, node_id } => {
+                    admin::snapshot_restore(&file, data_dir, advertise, node_id)
+                }
+            },
+        }
+    })
+}

@@ -185,7 +185,9 @@ impl Store {
         let mut last_rev = self.current_revision();
         for (rev, change) in changes {
             let rev = *rev;
-            if rev <= last_rev {
+            // Index 0 is Raft's initial membership entry: the one change allowed at revision 0.
+            let initial_noop = rev == 0 && last_rev == 0 && matches!(change, Change::Noop);
+            if rev <= last_rev && !initial_noop {
                 return Err(StoreError::Corrupt(format!(
                     "apply at revision {rev} after revision {last_rev}: revisions must increase"
                 )));

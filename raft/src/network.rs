@@ -1,0 +1,216 @@
+//! Peer transport: openraft RPCs over HTTP with bincode bodies, on a pooled client.
+//!
+//! Every request carries the cluster id; a member of another cluster (for example one restored
+//! from a snapshot, which gets a fresh id) refuses it. TLS is a property of the client and of the
+//! listener, selected by the `https://` scheme of member addresses.
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use openraft::error::{NetworkError, RPCError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, v2::RaftNetworkV2};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, TransferLeaderRequest, TransferLeaderResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{AnyError, BasicNode};
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::types::*;
+
+pub const HEADER_CLUSTER: &str = "x-rkube-cluster";
+pub const HEADER_SNAPSHOT: &str = "x-rkube-snapshot";
+
+/// The cluster id this node belongs to (empty until it is known).
+#[derive(Clone, Default)]
+pub struct ClusterId(Arc<RwLock<String>>);
+
+impl ClusterId {
+    pub fn new(id: String) -> ClusterId {
+        ClusterId(Arc::new(RwLock::new(id)))
+    }
+    pub fn get(&self) -> String {
+        self.0.read().expect("cluster id lock").clone()
+    }
+    pub fn set(&self, id: String) {
+        *self.0.write().expect("cluster id lock") = id;
+    }
+}
+
+/// Builds the HTTP client shared by all peer connections.
+pub fn peer_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_max_idle_per_host(64)
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_millis(500))
+        .build()
+        .expect("building the peer HTTP client")
+}
+
+#[derive(Clone)]
+pub struct Network {
+    pub client: reqwest::Client,
+    pub cluster_id: ClusterId,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConnection {
+        PeerConnection {
+            client: self.client.clone(),
+            target,
+            base: node.addr.trim_end_matches('/').to_string(),
+            cluster_id: self.cluster_id.clone(),
+        }
+    }
+}
+
+pub struct PeerConnection {
+    client: reqwest::Client,
+    target: NodeId,
+    base: String,
+    cluster_id: ClusterId,
+}
+
+/// Why an RPC failed, before it is mapped into openraft's error types.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("peer {0} unreachable: {1}")]
+    Unreachable(String, String),
+    #[error("peer {0}: {1}")]
+    Failed(String, String),
+}
+
+impl PeerConnection {
+    async fn call<Req: Serialize, Resp: DeserializeOwned>(
+        &self,
+        path: &str,
+        req: &Req,
+        timeout: Duration,
+    ) -> Result<Resp, PeerError> {
+        let body = bincode::serialize(req).map_err(|e| PeerError::Failed(self.base.clone(), e.to_string()))?;
+        let url = format!("{}{}", self.base, path);
+        let resp = self
+            .client
+            .post(&url)
+            .header(HEADER_CLUSTER, self.cluster_id.get())
+            .timeout(timeout)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| classify(&self.base, e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| classify(&self.base, e))?;
+        if !status.is_success() {
+            return Err(PeerError::Failed(self.base.clone(), format!("{status}: {}", String::from_utf8_lossy(&bytes))));
+        }
+        bincode::deserialize(&bytes).map_err(|e| PeerError::Failed(self.base.clone(), format!("bad response: {e}")))
+    }
+}
+
+fn classify(base: &str, e: reqwest::Error) -> PeerError {
+    if e.is_connect() {
+        PeerError::Unreachable(base.to_string(), e.to_string())
+    } else {
+        PeerError::Failed(base.to_string(), e.to_string())
+    }
+}
+
+fn rpc_err(e: PeerError) -> RPCError<TypeConfig> {
+    match &e {
+        PeerError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
+        PeerError::Failed(..) => RPCError::Network(NetworkError::new(&e)),
+    }
+}
+
+fn ttl(option: &RPCOption) -> Duration {
+    option.hard_ttl().max(Duration::from_millis(50))
+}
+
+impl RaftNetworkV2<TypeConfig> for PeerConnection {
+    type SnapshotData = SnapshotFile;
+
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call("/raft/v1/append", &rpc, ttl(&option)).await.map_err(rpc_err)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call("/raft/v1/vote", &rpc, ttl(&option)).await.map_err(rpc_err)
+    }
+
+    async fn pre_vote(
+        &mut self,
+        rpc: VoteRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call("/raft/v1/pre-vote", &rpc, ttl(&option)).await.map_err(rpc_err)
+    }
+
+    async fn transfer_leader(
+        &mut self,
+        req: TransferLeaderRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<TransferLeaderResponse<TypeConfig>, RPCError<TypeConfig>> {
+        self.call("/raft/v1/transfer-leader", &req, ttl(&option)).await.map_err(rpc_err)
+    }
+
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + openraft::OptionalSend + 'static,
+        _option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let send = async {
+            let header = bincode::serialize(&(vote, snapshot.meta.clone()))
+                .map_err(|e| PeerError::Failed(self.base.clone(), e.to_string()))?;
+            let file = tokio::fs::File::open(&snapshot.snapshot.path)
+                .await
+                .map_err(|e| PeerError::Failed(self.base.clone(), format!("open snapshot: {e}")))?;
+            let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+            tracing::info!(target_node = self.target, bytes = len, "streaming snapshot");
+            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+            let resp = self
+                .client
+                .post(format!("{}/raft/v1/snapshot", self.base))
+                .header(HEADER_CLUSTER, self.cluster_id.get())
+                .header(HEADER_SNAPSHOT, hex::encode(header))
+                .timeout(Duration::from_secs(600))
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| classify(&self.base, e))?;
+            let status = resp.status();
+            let bytes = resp.bytes().await.map_err(|e| classify(&self.base, e))?;
+            if !status.is_success() {
+                return Err(PeerError::Failed(self.base.clone(), format!("{status}: {}", String::from_utf8_lossy(&bytes))));
+            }
+            bincode::deserialize::<SnapshotResponse<TypeConfig>>(&bytes)
+                .map_err(|e| PeerError::Failed(self.base.clone(), format!("bad response: {e}")))
+        };
+        tokio::select! {
+            closed = cancel => Err(StreamingError::Closed(closed)),
+            r = send => r.map_err(|e| match &e {
+                PeerError::Unreachable(..) => StreamingError::Unreachable(Unreachable::new(&e)),
+                PeerError::Failed(..) => StreamingError::Network(NetworkError::new(&e)),
+            }),
+        }
+    }
+}
+
+/// Wraps an error message as openraft's opaque error.
+#[allow(dead_code)]
+pub(crate) fn any_error(msg: impl ToString) -> AnyError {
+    AnyError::error(msg)
+}

@@ -1,0 +1,118 @@
+//! `rkube server` and `rkube dev`: run a master.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use raft::{NodeConfig, RaftNode};
+
+use crate::{DevArgs, RaftTuning, ServerArgs};
+
+fn node_config(args: &ServerArgs, advertise: String) -> NodeConfig {
+    let mut c = NodeConfig::new(&args.data_dir, advertise);
+    apply_tuning(&mut c, &args.tuning);
+    c.node_id = args.node_id;
+    c
+}
+
+fn apply_tuning(c: &mut NodeConfig, t: &RaftTuning) {
+    c.heartbeat_ms = t.heartbeat.as_millis().max(1) as u64;
+    c.election_min_ms = t.election_timeout.as_millis().max(2) as u64;
+    c.election_max_ms = c.election_min_ms * 2;
+    c.snapshot_every = t.snapshot_every;
+    c.keep_after_snapshot = t.keep_after_snapshot;
+    c.compaction_interval = t.compaction_interval;
+    c.lease_reads = t.lease_reads;
+}
+
+/// Serves the peer port (Raft RPCs, administration, store API) until the future resolves.
+async fn serve(node: Arc<RaftNode>, listen: &str) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}: is another process using it? pick another with --listen"))?;
+    let app = raft::rpc::router(node.clone()).merge(crate::store_api::router(node.clone()));
+    let handle = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await {
+            tracing::error!(error = %e, "peer server stopped");
+        }
+    });
+    Ok(handle)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+pub async fn run(args: ServerArgs) -> Result<()> {
+    if args.listen.starts_with("0.0.0.0") && args.advertise.is_none() {
+        bail!("--listen {} binds every interface; pass --advertise http://<this host's address>:<port> so peers can reach it", args.listen);
+    }
+    let advertise = args.advertise.clone().unwrap_or_else(|| format!("http://{}", args.listen));
+    if !advertise.starts_with("http://") && !advertise.starts_with("https://") {
+        bail!("--advertise {advertise:?} must be a URL such as http://10.0.0.1:6444");
+    }
+    let node = RaftNode::open(node_config(&args, advertise)).await?;
+    let server = serve(node.clone(), &args.listen).await?;
+    let initialized = node.is_initialized().await;
+    if args.init {
+        node.init_cluster().await?;
+    } else if let Some(url) = &args.join {
+        if !initialized {
+            node.join_cluster(url).await?;
+        } else {
+            let is_voter = node.status().members.iter().any(|m| m.id == node.id && m.voter);
+            if !is_voter {
+                // Interrupted join: finish it in the background (joining is idempotent).
+                let (n, url) = (node.clone(), url.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = n.join_cluster(&url).await {
+                        tracing::error!(error = %e, "could not finish joining the cluster");
+                    }
+                });
+            }
+        }
+    } else if !initialized {
+        bail!(
+            "{} holds no cluster: start the first master with --init, join others with --join <url of a member>, \
+             or restore one with `rkube snapshot restore`",
+            args.data_dir.display()
+        );
+    }
+    tracing::info!(id = node.id, listen = %args.listen, "master ready");
+    let _ = server.await;
+    node.shutdown().await;
+    Ok(())
+}
+
+pub async fn run_dev(args: DevArgs) -> Result<()> {
+    let advertise = format!("http://{}", args.listen);
+    let mut config = NodeConfig::new(&args.data_dir, advertise.clone());
+    // One voter: no elections to wait for, but keep the same durability.
+    config.compaction_interval = Duration::from_secs(300);
+    let node = RaftNode::open(config).await?;
+    let server = serve(node.clone(), &args.listen).await?;
+    node.init_cluster().await?;
+    if node.wait_for_leader(Duration::from_secs(10)).await.is_none() {
+        bail!("the dev master did not become leader within 10s");
+    }
+    tracing::info!(data_dir = %args.data_dir.display(), store = %advertise, "rkube dev: single-node cluster ready");
+    println!("rkube dev is running: store API at {advertise}, data in {}", args.data_dir.display());
+    println!("try: rkube cluster status --server {advertise}");
+    let _ = server.await;
+    node.shutdown().await;
+    Ok(())
+}
