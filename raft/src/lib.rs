@@ -13,6 +13,7 @@
 //! not depose a healthy leader), leadership transfer (`rkube cluster transfer-leader`), the
 //! ReadIndex/LeaseRead linearizer, and safety fixes over 0.9.
 
+pub mod api;
 pub mod error;
 pub mod log_store;
 pub mod network;

@@ -1,0 +1,307 @@
+//! End-to-end: real `rkube server` processes on loopback forming one Raft group.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use chaos::{ClientError, Cluster, ClusterOptions, StoreClient};
+use raft::api::{ApiOp, ApiResult};
+use tokio::sync::Mutex;
+
+fn opts(size: usize, args: &[&str]) -> ClusterOptions {
+    ClusterOptions { size, server_args: args.iter().map(|s| s.to_string()).collect(), ..Default::default() }
+}
+
+/// Every key under `prefix` as `member i` has it, read locally (no barrier) once it has applied
+/// `at_least`.
+async fn local_view(c: &Cluster, i: usize, prefix: &str, at_least: u64) -> BTreeMap<String, String> {
+    c.wait_applied(at_least, Duration::from_secs(30)).await.expect("members catch up");
+    let l = c.client(i).list_all(prefix, true, 500).await.expect("list");
+    l.items.into_iter().map(|kv| (kv.key, kv.value)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_through_any_member_are_read_everywhere() {
+    let c = Cluster::start(opts(3, &[])).await.unwrap();
+    let mut last = 0;
+    for i in 0..3 {
+        for j in 0..5 {
+            last = c.client(i).put(&format!("/any/m{i}/k{j}"), &format!("v{i}{j}")).await.unwrap();
+        }
+    }
+    // Linearizable reads on every member see every acknowledged write at once.
+    for i in 0..3 {
+        for src in 0..3 {
+            let r = c.client(i).get(&format!("/any/m{src}/k4"), false).await.unwrap();
+            assert_eq!(r.kv.expect("written key visible").value, format!("v{src}4"));
+        }
+        assert_eq!(c.client(i).list_all("/any/", false, 4).await.unwrap().items.len(), 15);
+    }
+    // Conditional writes are decided in apply, the same on every member.
+    let r = c.client(1).txn(vec![ApiOp::Create { key: "/any/m0/k0".into(), value: "x".into() }], false).await.unwrap();
+    assert!(matches!(r.results[0], ApiResult::AlreadyExists { .. }), "{:?}", r.results);
+    let kv = c.client(2).get("/any/m0/k0", false).await.unwrap().kv.unwrap();
+    let stale = c
+        .client(2)
+        .txn(vec![ApiOp::Update { key: "/any/m0/k0".into(), value: "y".into(), rev: Some(kv.mod_rev - 1) }], false)
+        .await
+        .unwrap();
+    assert!(matches!(stale.results[0], ApiResult::Conflict { .. }));
+    // Revisions are log indexes: identical on every member.
+    let views: Vec<_> = futures_join(&c, "/any/", last).await;
+    assert_eq!(views[0], views[1]);
+    assert_eq!(views[1], views[2]);
+    // The status CLI talks to any member and names the leader.
+    let out = c.cli(&["cluster", "status", "--server", &c.masters[2].url]).unwrap();
+    assert!(out.contains("leader:"), "{out}");
+    assert_eq!(out.matches(" voter ").count(), 3, "{out}");
+}
+
+async fn futures_join(c: &Cluster, prefix: &str, at_least: u64) -> Vec<BTreeMap<String, (String, u64)>> {
+    c.wait_applied(at_least, Duration::from_secs(30)).await.unwrap();
+    let mut out = Vec::new();
+    for i in 0..c.masters.len() {
+        let l = c.client(i).list_all(prefix, true, 100).await.unwrap();
+        out.push(l.items.into_iter().map(|kv| (kv.key, (kv.value, kv.mod_rev))).collect());
+    }
+    out
+}
+
+/// A steady write load; SIGKILL the leader; writes continue under a new leader; every
+/// acknowledged write is on every member afterwards, including the killed one once restarted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_sigkill_under_load_loses_no_acknowledged_write() {
+    let mut c = Cluster::start(opts(3, &[])).await.unwrap();
+    let clients: Vec<StoreClient> = (0..3).map(|i| c.client(i).with_timeout(Duration::from_secs(3))).collect();
+    let acked: Arc<Mutex<Vec<(String, String, u64, Instant)>>> = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let (clients, acked, stop) = (clients.clone(), acked.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut seq = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                seq += 1;
+                let key = format!("/load/w{w}/{seq:06}");
+                let val = format!("{w}-{seq}");
+                let client = &clients[(w + seq as usize) % clients.len()];
+                match client.put(&key, &val).await {
+                    Ok(rev) => acked.lock().await.push((key, val, rev, Instant::now())),
+                    Err(ClientError::Unavailable(_)) | Err(ClientError::Unknown(_)) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await
+                    }
+                    Err(e) => panic!("unexpected error: {e}"),
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let leader = c.wait_leader(Duration::from_secs(5)).await.unwrap();
+    let before = acked.lock().await.len();
+    assert!(before > 50, "the load is running ({before} writes acknowledged)");
+    let killed_at = Instant::now();
+    c.kill(leader);
+    let new_leader = c.wait_leader(Duration::from_secs(10)).await.unwrap();
+    assert_ne!(new_leader, leader);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().await.clone();
+    let after: Vec<_> = acked.iter().filter(|a| a.3 > killed_at).collect();
+    assert!(after.len() > 50, "writes continued after the kill ({} acknowledged)", after.len());
+    let first_after = after.iter().map(|a| a.3).min().unwrap();
+    let failover = first_after - killed_at;
+    eprintln!("failover (kill -> first acknowledged write): {failover:?}");
+    assert!(failover < Duration::from_secs(5), "failover took {failover:?}");
+
+    // The killed master restarts from its data dir and catches up.
+    c.restart(leader).unwrap();
+    let max_rev = acked.iter().map(|a| a.2).max().unwrap();
+    for i in 0..3 {
+        let view = local_view(&c, i, "/load/", max_rev).await;
+        for (key, val, _, _) in &acked {
+            assert_eq!(view.get(key), Some(val), "member {i} lost acknowledged write {key}");
+        }
+    }
+}
+
+/// A member far behind (its log position purged on the leader) catches up via a snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lagging_member_catches_up_through_a_snapshot() {
+    let mut c = Cluster::start(opts(3, &["--snapshot-every", "100", "--keep-after-snapshot", "10"])).await.unwrap();
+    let leader = c.wait_leader(Duration::from_secs(5)).await.unwrap();
+    let lagger = (leader + 1) % 3;
+    c.put_many(leader, "/snap/before", 20).await;
+    c.kill(lagger);
+    let last = c.put_many(leader, "/snap/while-down", 600).await;
+    // Snapshots are built and the log purged in the background: wait for it.
+    let client = c.client(leader);
+    wait_for(|| async { client.status().await.map(|s| s.purged.unwrap_or(0) > 200).unwrap_or(false) }).await;
+    let purged = client.status().await.unwrap().purged.unwrap();
+    let lagger_applied_before = 20;
+    assert!(purged > lagger_applied_before + 100, "purged up to {purged}");
+    c.restart(lagger).unwrap();
+    c.wait_applied(last, Duration::from_secs(30)).await.unwrap();
+    let s = c.client(lagger).status().await.unwrap();
+    assert!(s.snapshot.unwrap_or(0) >= purged.min(last), "the lagger installed a snapshot: {s:?}");
+    let view = c.client(lagger).list_all("/snap/", true, 1000).await.unwrap();
+    assert_eq!(view.items.len(), 620);
+    // And it keeps up with new writes normally afterwards.
+    let last = c.put_many(leader, "/snap/after", 10).await;
+    c.wait_applied(last, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(c.client(lagger).list_all("/snap/", true, 1000).await.unwrap().items.len(), 630);
+}
+
+trait PutMany {
+    async fn put_many(&self, via: usize, prefix: &str, n: usize) -> u64;
+}
+
+impl PutMany for Cluster {
+    async fn put_many(&self, via: usize, prefix: &str, n: usize) -> u64 {
+        let client = self.client(via);
+        let mut last = 0;
+        for chunk in (0..n).collect::<Vec<_>>().chunks(16) {
+            let futs = chunk.iter().map(|i| {
+                let client = client.clone();
+                let key = format!("{prefix}/{i:05}");
+                async move { client.put(&key, "v").await.expect("put") }
+            });
+            for rev in futures::future::join_all(futs).await {
+                last = last.max(rev);
+            }
+        }
+        last
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_remove_and_transfer_leadership() {
+    let mut c = Cluster::start(opts(3, &[])).await.unwrap();
+    c.client(0).put("/m/before-join", "1").await.unwrap();
+    let fourth = c.add_master().await.unwrap();
+    c.wait_voters(4, Duration::from_secs(30)).await.unwrap();
+    // The new member has the data written before it joined.
+    let rev = c.client(fourth).put("/m/after-join", "2").await.unwrap();
+    c.wait_applied(rev, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(c.client(fourth).get("/m/before-join", true).await.unwrap().kv.unwrap().value, "1");
+
+    // Remove a follower with the CLI.
+    let leader = c.wait_leader(Duration::from_secs(5)).await.unwrap();
+    let victim = (0..4).find(|i| *i != leader && *i != fourth).unwrap();
+    let out = c.cli(&["cluster", "remove", &c.masters[victim].node_id.to_string(), "--server", &c.masters[fourth].url]).unwrap();
+    assert!(out.contains("removed"), "{out}");
+    c.wait_voters(3, Duration::from_secs(10)).await.unwrap();
+    let s = c.client(leader).status().await.unwrap();
+    assert!(!s.members.iter().any(|m| m.id == c.masters[victim].node_id), "{s:?}");
+    c.kill(victim);
+    // The remaining three still take writes.
+    c.client(fourth).put("/m/after-remove", "3").await.unwrap();
+
+    // Hand leadership to a specific voter.
+    let target = (0..4).find(|i| *i != leader && *i != victim).unwrap();
+    let out = c
+        .cli(&["cluster", "transfer-leader", "--to", &c.masters[target].node_id.to_string(), "--server", &c.masters[leader].url])
+        .unwrap();
+    assert!(out.contains("leader is now"), "{out}");
+    let now = c.wait_leader(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(now, target, "leadership moved to the requested member");
+    c.client(leader).put("/m/after-transfer", "4").await.unwrap();
+    // Removing the same member again is an error that says so.
+    let err = c.cli(&["cluster", "remove", &c.masters[victim].node_id.to_string(), "--server", &c.masters[target].url]).unwrap_err();
+    assert!(err.to_string().contains("not a member"), "{err}");
+}
+
+/// Disaster recovery: save a snapshot, lose every master, restore onto fresh data dirs at the
+/// same addresses; the new cluster serves the saved data and an old member cannot rejoin it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_save_and_restore_into_a_new_cluster() {
+    let mut old = Cluster::start(opts(3, &[])).await.unwrap();
+    for i in 0..50 {
+        old.client(i % 3).put(&format!("/dr/{i:03}"), &format!("v{i}")).await.unwrap();
+    }
+    let file = old.dir.path().join("backup.snap");
+    let out = old.cli(&["snapshot", "save", file.to_str().unwrap(), "--server", &old.masters[1].url]).unwrap();
+    assert!(out.contains("saved snapshot"), "{out}");
+    let old_cluster_id = old.client(0).status().await.unwrap().cluster_id;
+    // A write after the save is not in the backup.
+    old.client(0).put("/dr/late", "x").await.unwrap();
+    old.kill_all();
+
+    // Restore onto a fresh data dir at the first master's address, then grow to three.
+    let restored_dir = old.dir.path().join("restored-1");
+    let addr1 = old.masters[0].url.clone();
+    let out = old
+        .cli(&["snapshot", "restore", file.to_str().unwrap(), "--data-dir", restored_dir.to_str().unwrap(), "--advertise", &addr1, "--node-id", "101"])
+        .unwrap();
+    assert!(out.contains("restored revision"), "{out}");
+    let bin = chaos::rkube_bin();
+    let spawn = |dir: &std::path::Path, listen: &str, extra: &[&str]| {
+        std::process::Command::new(&bin)
+            .args(["server", "--data-dir", dir.to_str().unwrap(), "--listen", listen])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.with_extension("log")).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let mut children = vec![spawn(&restored_dir, &old.masters[0].listen, &[])];
+    let new = StoreClient::new(addr1.clone());
+    wait_for(|| async { new.get("/dr/000", false).await.is_ok() }).await;
+    for i in 1..3 {
+        let d = old.dir.path().join(format!("restored-{}", i + 1));
+        let id = (101 + i).to_string();
+        children.push(spawn(&d, &old.masters[i].listen, &["--join", &addr1, "--node-id", &id]));
+    }
+    let guard = KillOnDrop(children);
+    wait_for(|| async { new.status().await.map(|s| s.members.iter().filter(|m| m.voter).count() == 3).unwrap_or(false) }).await;
+    let s = new.status().await.unwrap();
+    assert_ne!(s.cluster_id, old_cluster_id, "a restored cluster gets a new id");
+    for i in 0..3 {
+        let c = old.masters[i].client();
+        let all = c.list_all("/dr/", false, 20).await.unwrap();
+        assert_eq!(all.items.len(), 50, "member {i} serves the saved data");
+        assert!(all.items.iter().all(|kv| kv.key != "/dr/late"));
+        assert_eq!(c.get("/dr/049", false).await.unwrap().kv.unwrap().value, "v49");
+    }
+    // Revisions continue after the saved ones.
+    let rev = new.put("/dr/new", "n").await.unwrap();
+    assert!(rev > s.revision, "revisions continue after the restored ones");
+
+    // An old member (old cluster id) started at a spare address is refused by the new cluster:
+    // it never gains a vote, and the new cluster's leadership is undisturbed.
+    let term_before = new.status().await.unwrap().term;
+    let mut stray = spawn(&old.masters[2].data_dir, &old.addr_of(3), &[]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = new.status().await.unwrap();
+    assert_eq!(after.term, term_before, "the stray old member disturbed the new cluster");
+    assert_eq!(after.members.len(), 3);
+    let _ = stray.kill();
+    let _ = stray.wait();
+    drop(guard);
+}
+
+struct KillOnDrop(Vec<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+async fn wait_for<F, Fut>(mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f().await {
+        assert!(Instant::now() < deadline, "condition not reached within 30s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
