@@ -43,7 +43,7 @@ pub struct RaftTuning {
     pub heartbeat: Duration,
     /// Election timeout range: a follower that hears no leader for a random time in
     /// [min, 2*min] starts an election.
-    #[arg(long, default_value = "300ms", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "150ms", value_parser = humantime::parse_duration)]
     pub election_timeout: Duration,
     /// Build a snapshot every this many log entries.
     #[arg(long, default_value_t = 20_000)]

@@ -1,0 +1,38 @@
+//! `rkube-bench`: rkube's benchmarks. Each subcommand starts what it measures (and its peer)
+//! on this machine, runs the load, prints a Markdown table, and cleans up.
+
+mod etcd;
+mod store;
+
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "rkube-bench", about = "rkube benchmarks, side by side with their peers")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replicated store: committed writes/s and latency at 1/16/256 clients, 3 replicas on
+    /// loopback, against etcd (3 members, same load generator); then leader failover times.
+    Store(store::StoreArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Store(args) => store::run(args).await,
+        }
+    })
+}
+
+/// Formats a duration in milliseconds with two decimals.
+pub fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}

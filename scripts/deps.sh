@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what building and testing rkube needs on a fresh Debian machine (run as root).
+# Idempotent: only missing packages are installed.
+set -euo pipefail
+
+APT_PACKAGES=(
+  build-essential clang libclang-dev   # rocksdb (C++ and bindgen)
+  protobuf-compiler                    # etcd's gRPC client in the benchmark
+  etcd-server                          # the benchmark peer
+  iproute2 nftables                    # network namespaces and partitions in tests
+  curl ca-certificates
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo is not installed: install Rust (https://rustup.rs) and re-run" >&2
+  exit 1
+fi
+if ! cargo nextest --version >/dev/null 2>&1; then
+  echo "==> installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
