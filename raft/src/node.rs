@@ -153,6 +153,9 @@ impl RaftNode {
             max_in_snapshot_log_to_keep: config.keep_after_snapshot,
             enable_pre_vote: Some(true),
             max_payload_entries: 512,
+            // Replicate entries while the leader's own fsync runs, not after it: the two
+            // fsyncs overlap instead of adding up (halves single-client latency).
+            broadcast_submitted_on_append: Some(true),
             ..Default::default()
         }
         .validate()
