@@ -2,6 +2,8 @@
 //! cluster (`dev`), and the operations kubectl cannot do (cluster membership, snapshots).
 
 mod admin;
+mod api;
+mod controllers;
 mod server;
 mod store_api;
 
@@ -81,6 +83,27 @@ pub struct ServerArgs {
     pub node_id: Option<u64>,
     #[command(flatten)]
     pub tuning: RaftTuning,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ApiArgs {
+    /// Address the Kubernetes API (HTTPS) listens on.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub api_listen: String,
+    /// Extra names or addresses for the API serving certificate (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub tls_san: Vec<String>,
+    /// Range Service cluster IPs are allocated from.
+    #[arg(long, default_value = "10.96.0.0/12")]
+    pub service_cidr: String,
+    /// Range NodePorts are allocated from.
+    #[arg(long, default_value = "30000-32767")]
+    pub node_port_range: String,
+    /// Where to write the admin kubeconfig (default: <data-dir>/admin.kubeconfig).
+    #[arg(long)]
+    pub kubeconfig_out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -91,6 +114,8 @@ pub struct DevArgs {
     /// Address of the store API.
     #[arg(long, default_value = "127.0.0.1:6444")]
     pub listen: String,
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 #[derive(Subcommand)]

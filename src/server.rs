@@ -6,7 +6,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use raft::{NodeConfig, RaftNode};
 
-use crate::{DevArgs, RaftTuning, ServerArgs};
+use crate::api::{self, Api};
+use crate::{ApiArgs, DevArgs, RaftTuning, ServerArgs};
 
 fn node_config(args: &ServerArgs, advertise: String) -> NodeConfig {
     let mut c = NodeConfig::new(&args.data_dir, advertise);
@@ -92,7 +93,8 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             args.data_dir.display()
         );
     }
-    tracing::info!(id = node.id, listen = %args.listen, "master ready");
+    let kubeconfig = start_api(node.clone(), &args.api, &args.data_dir).await?;
+    tracing::info!(id = node.id, listen = %args.listen, api = %args.api.api_listen, kubeconfig = %kubeconfig.display(), "master ready");
     let _ = server.await;
     node.shutdown().await;
     Ok(())
@@ -109,10 +111,76 @@ pub async fn run_dev(args: DevArgs) -> Result<()> {
     if node.wait_for_leader(Duration::from_secs(10)).await.is_none() {
         bail!("the dev master did not become leader within 10s");
     }
-    tracing::info!(data_dir = %args.data_dir.display(), store = %advertise, "rkube dev: single-node cluster ready");
-    println!("rkube dev is running: store API at {advertise}, data in {}", args.data_dir.display());
-    println!("try: rkube cluster status --server {advertise}");
+    let kubeconfig = start_api(node.clone(), &args.api, &args.data_dir).await?;
+    // A newcomer's kubectl should just work: use this cluster unless they already have a config.
+    if let Some(home) = std::env::var_os("HOME") {
+        let default = std::path::Path::new(&home).join(".kube/config");
+        if !default.exists() {
+            let _ = std::fs::create_dir_all(default.parent().expect("has a parent"));
+            if std::fs::copy(&kubeconfig, &default).is_ok() {
+                println!("wrote {} (kubectl uses it by default)", default.display());
+            }
+        }
+    }
+    tracing::info!(data_dir = %args.data_dir.display(), api = %args.api.api_listen, "rkube dev: single-node cluster ready");
+    println!("rkube dev is running: Kubernetes API at https://{}, data in {}", args.api.api_listen, args.data_dir.display());
+    println!("  export KUBECONFIG={}", kubeconfig.display());
+    println!("  kubectl get namespaces");
     let _ = server.await;
     node.shutdown().await;
     Ok(())
+}
+
+/// Starts the Kubernetes API server of this master; returns where the admin kubeconfig is.
+async fn start_api(node: Arc<RaftNode>, args: &ApiArgs, data_dir: &std::path::Path) -> Result<std::path::PathBuf> {
+    let net = api::alloc::ServiceNetwork::parse(&args.service_cidr, &args.node_port_range).map_err(|e| anyhow::anyhow!(e))?;
+    let (pki, token) = api::bootstrap::cluster_secrets(&node).await.context("reading the cluster CA and admin token")?;
+    let api_host = args.api_listen.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or("127.0.0.1").to_string();
+    let mut hosts = vec![
+        "127.0.0.1".to_string(),
+        "localhost".into(),
+        "kubernetes".into(),
+        "kubernetes.default".into(),
+        "kubernetes.default.svc".into(),
+        "kubernetes.default.svc.cluster.local".into(),
+        net.first().to_string(),
+    ];
+    if api_host != "0.0.0.0" && !hosts.contains(&api_host) {
+        hosts.push(api_host.clone());
+    }
+    if let Ok(h) = std::fs::read_to_string("/etc/hostname") {
+        let h = h.trim().to_string();
+        if !h.is_empty() && !hosts.contains(&h) {
+            hosts.push(h);
+        }
+    }
+    for san in &args.tls_san {
+        if !san.is_empty() && !hosts.contains(san) {
+            hosts.push(san.clone());
+        }
+    }
+    let (cert, key) = api::tls::serving_cert(&pki, &hosts)?;
+    let tls = api::tls::server_config(&cert, &key)?;
+    let url = format!("https://{}", args.api_listen);
+    let api = Api::new(node.clone(), net, url.clone());
+    *api.tokens.write().expect("tokens lock") = vec![token.clone()];
+    api::serve_tls(api.clone(), &args.api_listen, tls).await?;
+    crate::controllers::spawn_leader_loops(api);
+    let server_url = if api_host == "0.0.0.0" { url.replace("0.0.0.0", "127.0.0.1") } else { url };
+    let path = args.kubeconfig_out.clone().unwrap_or_else(|| data_dir.join("admin.kubeconfig"));
+    let kc = api::tls::kubeconfig(&server_url, &pki.ca_cert_pem, &token, "rkube");
+    write_private(&path, &kc).with_context(|| format!("writing the kubeconfig to {}", path.display()))?;
+    Ok(path)
+}
+
+/// Writes a file only its owner can read (it holds the admin token).
+fn write_private(path: &std::path::Path, contents: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    std::io::Write::write_all(&mut f, contents.as_bytes())?;
+    std::fs::rename(&tmp, path)
 }

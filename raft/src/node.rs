@@ -265,6 +265,14 @@ impl RaftNode {
         Some((leader, addr))
     }
 
+    /// A handle that wakes up when this node's Raft state (role, term, leader, progress) changes.
+    pub fn state_watch(&self) -> StateWatch {
+        let mut rx = self.raft.metrics();
+        // Mark the current state as seen, so `changed` waits for the next change.
+        drop(rx.borrow_and_update());
+        StateWatch { rx }
+    }
+
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow_watched().state == ServerState::Leader
     }
@@ -620,4 +628,16 @@ impl RaftNode {
 pub struct JoinRequest {
     pub id: NodeId,
     pub addr: String,
+}
+
+/// See [`RaftNode::state_watch`].
+pub struct StateWatch {
+    rx: openraft::alias::WatchReceiverOf<TypeConfig, openraft::RaftMetrics<TypeConfig>>,
+}
+
+impl StateWatch {
+    /// Waits for the next change; false once the node has shut down.
+    pub async fn changed(&mut self) -> bool {
+        self.rx.changed().await.is_ok()
+    }
 }
