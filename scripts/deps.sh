@@ -22,6 +22,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+if ! python3 -c "import kubernetes" 2>/dev/null; then
+  echo "==> installing the Kubernetes Python client (for the end-to-end tests)"
+  python3 -m pip install -q kubernetes
+fi
+if ! command -v kubectl >/dev/null; then
+  echo "kubectl is not on the PATH: install kubectl 1.32 or newer and re-run" >&2
+  exit 1
+fi
+
 if ! command -v cargo >/dev/null; then
   echo "cargo is not installed: install Rust (https://rustup.rs) and re-run" >&2
   exit 1

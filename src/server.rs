@@ -93,8 +93,26 @@ pub async fn run(args: ServerArgs) -> Result<()> {
             args.data_dir.display()
         );
     }
-    let kubeconfig = start_api(node.clone(), &args.api, &args.data_dir).await?;
-    tracing::info!(id = node.id, listen = %args.listen, api = %args.api.api_listen, kubeconfig = %kubeconfig.display(), "master ready");
+    // The API needs the cluster CA from the store, so a quorum: keep trying in the background
+    // (a master restarted while its peers are down must not exit).
+    {
+        let (node, api_args, data_dir) = (node.clone(), args.api.clone(), args.data_dir.clone());
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(200);
+            loop {
+                match start_api(node.clone(), &api_args, &data_dir).await {
+                    Ok(kubeconfig) => {
+                        tracing::info!(api = %api_args.api_listen, kubeconfig = %kubeconfig.display(), "Kubernetes API ready");
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "Kubernetes API not started yet; retrying"),
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        });
+    }
+    tracing::info!(id = node.id, listen = %args.listen, "master ready");
     let _ = server.await;
     node.shutdown().await;
     Ok(())

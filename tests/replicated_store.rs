@@ -239,8 +239,9 @@ async fn snapshot_save_and_restore_into_a_new_cluster() {
     assert!(out.contains("restored revision"), "{out}");
     let bin = chaos::rkube_bin();
     let spawn = |dir: &std::path::Path, listen: &str, extra: &[&str]| {
+        let api = format!("{}:16443", listen.rsplit_once(':').unwrap().0);
         std::process::Command::new(&bin)
-            .args(["server", "--data-dir", dir.to_str().unwrap(), "--listen", listen])
+            .args(["server", "--data-dir", dir.to_str().unwrap(), "--listen", listen, "--api-listen", &api, "--service-cidr", "100.64.128.0/17"])
             .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(std::fs::File::create(dir.with_extension("log")).unwrap())

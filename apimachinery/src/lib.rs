@@ -8,6 +8,7 @@
 //! - [`table`]: `meta.k8s.io/v1` Table output (the columns `kubectl get` prints).
 //! - [`defaults`] and [`validation`]: Kubernetes defaulting and validation per kind.
 //! - [`openapi`]: the `/openapi/v2` and `/openapi/v3` documents.
+//! - [`protobuf`]: request bodies in Kubernetes' protobuf encoding, decoded to JSON.
 //!
 //! Nothing here does I/O; the API server (`src/api`) wires it to HTTP and the replicated store.
 
@@ -15,6 +16,7 @@ pub mod defaults;
 pub mod fields;
 pub mod openapi;
 pub mod patch;
+pub mod protobuf;
 pub mod registry;
 pub mod selector;
 pub mod status;

@@ -86,7 +86,8 @@ impl ApiError {
             }
             ApiError::Invalid { group, kind, name, causes } => {
                 let gk = if group.is_empty() { kind.clone() } else { format!("{kind}.{group}") };
-                let list: Vec<String> = causes.iter().map(|c| c.message.clone()).collect();
+                let list: Vec<String> =
+                    causes.iter().map(|c| if c.field.is_empty() { c.message.clone() } else { format!("{}: {}", c.field, c.message) }).collect();
                 if list.len() == 1 {
                     format!("{gk} \"{name}\" is invalid: {}", list[0])
                 } else {
@@ -188,7 +189,7 @@ mod tests {
             group: "".into(),
             kind: "Pod".into(),
             name: "p".into(),
-            causes: vec![Cause { reason: "FieldValueRequired".into(), message: "spec.containers: Required value".into(), field: "spec.containers".into() }],
+            causes: vec![Cause { reason: "FieldValueRequired".into(), message: "Required value".into(), field: "spec.containers".into() }],
         };
         let s = e.to_status();
         assert_eq!(s["code"], 422);

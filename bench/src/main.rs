@@ -1,6 +1,7 @@
 //! `rkube-bench`: rkube's benchmarks. Each subcommand starts what it measures (and its peer)
 //! on this machine, runs the load, prints a Markdown table, and cleans up.
 
+mod api;
 mod etcd;
 mod store;
 
@@ -20,6 +21,9 @@ enum Command {
     /// Replicated store: committed writes/s and latency at 1/16/256 clients, 3 replicas on
     /// loopback, against etcd (3 members, same load generator); then leader failover times.
     Store(store::StoreArgs),
+    /// Kubernetes API: creates/s and latency for ConfigMaps and Pods at 1/16/256 clients on 3
+    /// masters, list latency for 10,000 pods, watch fan-out to 100 watchers.
+    Api(api::ApiArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,6 +32,7 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         match cli.command {
             Command::Store(args) => store::run(args).await,
+            Command::Api(args) => api::run(args).await,
         }
     })
 }

@@ -11,6 +11,9 @@ use anyhow::{Context, Result, bail};
 use crate::client::StoreClient;
 
 pub const PEER_PORT: u16 = 17001;
+pub const API_PORT: u16 = 16443;
+/// Service addresses of test clusters: inside 100.64.0.0/10, never routed off the machine.
+pub const TEST_SERVICE_CIDR: &str = "100.64.128.0/17";
 
 /// Finds the `rkube` binary: `$RKUBE_BIN`, else next to the running test or bench executable.
 pub fn rkube_bin() -> PathBuf {
@@ -37,6 +40,8 @@ pub struct Master {
     pub node_id: u64,
     pub listen: String,
     pub url: String,
+    /// `host:port` of the Kubernetes API.
+    pub api_listen: String,
     pub data_dir: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
@@ -54,6 +59,11 @@ impl Master {
 
     pub fn client(&self) -> StoreClient {
         StoreClient::new(self.url.clone())
+    }
+
+    /// The admin kubeconfig this master wrote (pointing at its own API).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.data_dir.join("admin.kubeconfig")
     }
 }
 
@@ -105,10 +115,12 @@ impl Cluster {
         let listen = self.addr_of(index);
         let data_dir = self.dir.path().join(format!("m{}", index + 1));
         let log = self.dir.path().join(format!("m{}.log", index + 1));
+        let api_listen = format!("127.{}.{}.{}:{API_PORT}", self.net.0, self.net.1, index + 1);
         let mut m = Master {
             index,
             node_id: index as u64 + 1,
             url: format!("http://{listen}"),
+            api_listen,
             listen,
             data_dir,
             log,
@@ -130,6 +142,10 @@ impl Cluster {
             .arg(&m.data_dir)
             .arg("--listen")
             .arg(&m.listen)
+            .arg("--api-listen")
+            .arg(&m.api_listen)
+            .arg("--service-cidr")
+            .arg(TEST_SERVICE_CIDR)
             .args(&self.opts.server_args)
             .args(extra)
             .env("RKUBE_LOG", std::env::var("RKUBE_LOG").unwrap_or_else(|_| "info,openraft=error".into()))
@@ -287,4 +303,26 @@ pub fn tail(path: &Path, lines: usize) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Cluster {
+    /// Waits until master `i` serves the Kubernetes API and has written its kubeconfig.
+    pub async fn wait_api(&self, i: usize, timeout: Duration) -> Result<PathBuf> {
+        let deadline = Instant::now() + timeout;
+        let m = &self.masters[i];
+        loop {
+            if m.kubeconfig().exists() {
+                let out = Command::new("kubectl").arg("--kubeconfig").arg(m.kubeconfig()).args(["get", "--raw", "/readyz"]).output();
+                if let Ok(o) = out
+                    && o.status.success()
+                {
+                    return Ok(m.kubeconfig());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("master {i} did not serve the API within {timeout:?}; log tail:\n{}", self.log_tail(i, 20));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }

@@ -71,7 +71,7 @@ fn svc_invalid(name: &str, field: &str, msg: String) -> ApiError {
         group: String::new(),
         kind: "Service".into(),
         name: name.into(),
-        causes: vec![Cause { reason: "FieldValueInvalid".into(), message: format!("{field}: Invalid value: {msg}"), field: field.into() }],
+        causes: vec![Cause { reason: "FieldValueInvalid".into(), message: format!("Invalid value: {msg}"), field: field.into() }],
     }
 }
 

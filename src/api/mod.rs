@@ -138,13 +138,18 @@ async fn read_body(body: Body) -> Result<bytes::Bytes, ApiError> {
     }
 }
 
-fn check_json_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Decodes an object body: JSON, or Kubernetes' protobuf encoding (what kubectl's typed
+/// commands and client-go's typed clients send for built-in types).
+fn decode_object_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Value, ApiError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let media = ct.split(';').next().unwrap_or("").trim();
     match media {
-        "application/json" | "" | "*/*" => Ok(()),
+        "application/json" | "" | "*/*" => resource::parse_body(bytes),
+        apimachinery::protobuf::MEDIA_TYPE => {
+            apimachinery::protobuf::decode_object(bytes).map_err(|e| ApiError::BadRequest(format!("the protobuf body does not decode: {e}")))
+        }
         other => Err(ApiError::UnsupportedMediaType(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json (got {other:?})"
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/vnd.kubernetes.protobuf (got {other:?})"
         ))),
     }
 }
@@ -173,6 +178,12 @@ async fn route(api: &Arc<Api>, req: Request) -> Result<Response, ApiError> {
     if !api.authenticated(&parts.headers) {
         return Err(ApiError::Unauthorized("Unauthorized: send the bearer token of your kubeconfig".into()));
     }
+    // Read the body before any routing error: answering an upload before consuming it makes
+    // some clients see a reset connection instead of the Status.
+    let body = match parts.method {
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE => read_body(body).await?,
+        _ => bytes::Bytes::new(),
+    };
     let doc = match path.trim_end_matches('/') {
         "/api" => Some(discovery::core_versions(&api.url)),
         "/apis" => Some(discovery::group_list()),
@@ -212,7 +223,7 @@ fn raw_json(bytes: Vec<u8>) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
 }
 
-async fn resource_request(api: &Arc<Api>, ri: RequestInfo, headers: &HeaderMap, q: HashMap<String, String>, body: Body) -> Result<Response, ApiError> {
+async fn resource_request(api: &Arc<Api>, ri: RequestInfo, headers: &HeaderMap, q: HashMap<String, String>, bytes: bytes::Bytes) -> Result<Response, ApiError> {
     let wants = negotiate(headers)?;
     let now = jiff::Timestamp::now();
     let include = q.get("includeObject").cloned().unwrap_or_else(|| "Metadata".into());
@@ -242,28 +253,22 @@ async fn resource_request(api: &Arc<Api>, ri: RequestInfo, headers: &HeaderMap, 
             Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-cache, private")], body).into_response())
         }
         Verb::Create => {
-            check_json_content_type(headers)?;
-            let bytes = read_body(body).await?;
-            let obj = resource::parse_body(&bytes)?;
+            let obj = decode_object_body(headers, &bytes)?;
             let out = api.create(&ri, &q, obj).await?;
             Ok(json_response(out.code, &out.body, &out.warnings))
         }
         Verb::Update => {
-            check_json_content_type(headers)?;
-            let bytes = read_body(body).await?;
-            let obj = resource::parse_body(&bytes)?;
+            let obj = decode_object_body(headers, &bytes)?;
             let out = api.update(&ri, &q, obj).await?;
             Ok(json_response(out.code, &out.body, &out.warnings))
         }
         Verb::Patch => {
             let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-            let bytes = read_body(body).await?;
             let out = api.patch(&ri, &q, &ct, &bytes).await?;
             Ok(json_response(out.code, &out.body, &out.warnings))
         }
         Verb::Delete | Verb::DeleteCollection => {
-            let bytes = read_body(body).await?;
-            let opts = if bytes.iter().all(|b| b.is_ascii_whitespace()) { None } else { Some(resource::parse_body(&bytes)?) };
+            let opts = if bytes.iter().all(|b| b.is_ascii_whitespace()) { None } else { Some(decode_object_body(headers, &bytes)?) };
             let out = if ri.verb == Verb::Delete { api.delete(&ri, &q, opts).await? } else { api.delete_collection(&ri, &q, opts).await? };
             Ok(json_response(out.code, &out.body, &out.warnings))
         }
@@ -299,7 +304,10 @@ pub async fn serve_tls(api: Arc<Api>, listen: &str, tls: Arc<rustls::ServerConfi
                     }
                 };
                 let service = hyper_util::service::TowerToHyperService::new(app);
-                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let mut builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                // Many concurrent requests on one HTTP/2 connection are normal for Kubernetes
+                // clients (informers, kubectl); h2's default reset budget trips on them.
+                builder.http2().max_concurrent_streams(1000).max_local_error_reset_streams(Some(1 << 16));
                 if let Err(e) = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service).await {
                     tracing::debug!(%peer, error = %e, "API connection ended with an error");
                 }

@@ -72,7 +72,7 @@ fn invalid(info: &ResourceInfo, name: &str, errs: Vec<validation::FieldError>) -
         group: info.group.to_string(),
         kind: info.kind.to_string(),
         name: name.to_string(),
-        causes: errs.iter().map(|e| Cause { reason: e.reason().to_string(), message: e.message(), field: e.field.clone() }).collect(),
+        causes: errs.iter().map(|e| Cause { reason: e.reason().to_string(), message: e.body(), field: e.field.clone() }).collect(),
     }
 }
 
@@ -92,19 +92,23 @@ pub fn admit_body(info: &ResourceInfo, obj: Value, fv: FieldValidation, expect: 
         return Err(ApiError::BadRequest("the request body must be a JSON object".into()));
     }
     let (want_api, want_kind) = expect;
-    let api_version = obj.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default();
-    let kind = obj.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
-    if kind.is_empty() {
-        return Err(ApiError::BadRequest(format!("Object 'Kind' is missing in the request body (expected {want_kind})")));
-    }
+    let mut obj = obj;
+    // A body without apiVersion/kind takes the endpoint's, as kube-apiserver's decoder does
+    // (the Python client omits them).
+    let api_version = obj.get("apiVersion").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let kind = obj.get("kind").and_then(|v| v.as_str()).unwrap_or_default().to_string();
     if api_version.is_empty() {
-        return Err(ApiError::BadRequest(format!("Object 'apiVersion' is missing in the request body (expected {want_api})")));
+        obj["apiVersion"] = json!(want_api);
     }
-    if kind != want_kind || api_version != want_api {
+    if kind.is_empty() {
+        obj["kind"] = json!(want_kind);
+    }
+    if (!kind.is_empty() && kind != want_kind) || (!api_version.is_empty() && api_version != want_api) {
         return Err(ApiError::BadRequest(format!(
             "the object in the request is a {kind} ({api_version}), but this endpoint takes {want_kind} ({want_api})"
         )));
     }
+    let kind = want_kind;
     let typed_info: &ResourceInfo = if want_kind == info.kind { info } else { registry::find_kind(want_api, want_kind).unwrap_or(info) };
     let typed = (typed_info.round_trip)(&obj).map_err(|e| {
         ApiError::BadRequest(format!("{kind} in version \"{}\" cannot be handled as a {kind}: {e}", want_api.rsplit('/').next().unwrap_or(want_api)))
@@ -283,7 +287,7 @@ impl Api {
                     format!("{base}{}", meta::name_suffix())
                 }
                 None => {
-                    return Err(invalid_one(info, "", "FieldValueRequired", "metadata.name", "metadata.name: Required value: name or generateName is required".into()));
+                    return Err(invalid_one(info, "", "FieldValueRequired", "metadata.name", "Required value: name or generateName is required".into()));
                 }
             },
         };
@@ -677,7 +681,7 @@ impl Api {
         let (binding, _) = admit_body(ri.info, body, FieldValidation::Ignore, ("v1", "Binding"))?;
         let node = binding.pointer("/target/name").and_then(|n| n.as_str()).filter(|n| !n.is_empty()).map(String::from);
         let Some(node) = node else {
-            return Err(invalid_one(ri.info, ri.name.as_deref().unwrap_or(""), "FieldValueRequired", "target.name", "target.name: Required value".into()));
+            return Err(invalid_one(ri.info, ri.name.as_deref().unwrap_or(""), "FieldValueRequired", "target.name", "Required value".into()));
         };
         let name = ri.name.clone().unwrap_or_default();
         let ri_pod = RequestInfo { subresource: None, ..ri.clone() };
