@@ -104,6 +104,15 @@ pub struct ApiArgs {
     /// Where to write the admin kubeconfig (default: <data-dir>/admin.kubeconfig).
     #[arg(long)]
     pub kubeconfig_out: Option<PathBuf>,
+    /// A node that has not renewed its lease for this long is marked NotReady/Unknown.
+    #[arg(long, default_value = "40s", value_parser = humantime::parse_duration)]
+    pub node_monitor_grace_period: Duration,
+    /// How often node health is checked.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub node_monitor_period: Duration,
+    /// Seconds pods tolerate a not-ready/unreachable node before eviction, unless they say otherwise.
+    #[arg(long, default_value_t = 300)]
+    pub default_toleration_seconds: i64,
 }
 
 #[derive(Args, Debug)]

@@ -180,7 +180,12 @@ async fn start_api(node: Arc<RaftNode>, args: &ApiArgs, data_dir: &std::path::Pa
     let (cert, key) = api::tls::serving_cert(&pki, &hosts)?;
     let tls = api::tls::server_config(&cert, &key)?;
     let url = format!("https://{}", args.api_listen);
-    let api = Api::new(node.clone(), net, url.clone());
+    let api = Api::new(node.clone(), net, url.clone(), controllers::Config {
+        node_monitor_grace_period: args.node_monitor_grace_period,
+        node_monitor_period: args.node_monitor_period,
+        default_toleration_seconds: args.default_toleration_seconds,
+        ..Default::default()
+    });
     *api.tokens.write().expect("tokens lock") = vec![token.clone()];
     api::serve_tls(api.clone(), &args.api_listen, tls).await?;
     crate::controllers::spawn_leader_loops(api);

@@ -3,6 +3,7 @@
 
 mod api;
 mod etcd;
+mod scheduler;
 mod store;
 
 use std::time::Duration;
@@ -24,6 +25,9 @@ enum Command {
     /// Kubernetes API: creates/s and latency for ConfigMaps and Pods at 1/16/256 clients on 3
     /// masters, list latency for 10,000 pods, watch fan-out to 100 watchers.
     Api(api::ApiArgs),
+    /// Scheduler: pods bound per second and create→bound latency with 5,000 simulated nodes and
+    /// 50,000 pods on 3 masters, plus a run with anti-affinity and topology spread.
+    Scheduler(scheduler::SchedulerArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -33,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         match cli.command {
             Command::Store(args) => store::run(args).await,
             Command::Api(args) => api::run(args).await,
+            Command::Scheduler(args) => scheduler::run(args).await,
         }
     })
 }

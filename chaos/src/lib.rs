@@ -4,6 +4,10 @@
 
 pub mod client;
 pub mod harness;
+pub mod kube;
+pub mod simnode;
 
 pub use client::{ClientError, StoreClient};
 pub use harness::{Cluster, ClusterOptions, rkube_bin};
+pub use kube::KubeClient;
+pub use simnode::{SimNode, SimNodes};

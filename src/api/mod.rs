@@ -40,10 +40,12 @@ pub struct Api {
     pub tokens: RwLock<Vec<String>>,
     /// This master's API URL, for discovery's serverAddressByClientCIDRs.
     pub url: String,
+    /// Timings of the controllers this master runs while it leads.
+    pub controller_config: controllers::Config,
 }
 
 impl Api {
-    pub fn new(node: Arc<RaftNode>, net: ServiceNetwork, url: String) -> Arc<Api> {
+    pub fn new(node: Arc<RaftNode>, net: ServiceNetwork, url: String, controller_config: controllers::Config) -> Arc<Api> {
         Arc::new(Api {
             objects: Objects { node: node.clone() },
             node,
@@ -51,6 +53,7 @@ impl Api {
             docs: apimachinery::openapi::build(),
             tokens: RwLock::new(Vec::new()),
             url,
+            controller_config,
         })
     }
 

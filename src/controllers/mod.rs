@@ -3,6 +3,7 @@
 //! revision they read, so a loop that has not yet noticed it lost leadership cannot clobber the
 //! new leader's work.
 
+pub mod client;
 pub mod namespace;
 
 use std::sync::Arc;
@@ -17,21 +18,29 @@ pub fn spawn_leader_loops(api: Arc<Api>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut state = api.node.state_watch();
         let mut running: Vec<JoinHandle<()>> = Vec::new();
+        let mut ctx: Option<Arc<controllers::Ctx>> = None;
+        let stop = |running: &mut Vec<JoinHandle<()>>, ctx: &mut Option<Arc<controllers::Ctx>>| {
+            for t in running.drain(..) {
+                t.abort();
+            }
+            if let Some(c) = ctx.take() {
+                c.informers.stop_all();
+            }
+        };
         loop {
             let leader = api.node.is_leader();
             if leader && running.is_empty() {
-                tracing::info!("became leader: starting control loops");
+                tracing::info!("became leader: starting the scheduler and controllers");
+                let c = controllers::Ctx::new(Arc::new(client::ApiClient { api: api.clone() }), api.controller_config.clone());
                 running = start(api.clone());
+                running.extend(controllers::start_all(c.clone()));
+                ctx = Some(c);
             } else if !leader && !running.is_empty() {
-                tracing::info!("lost leadership: stopping control loops");
-                for t in running.drain(..) {
-                    t.abort();
-                }
+                tracing::info!("lost leadership: stopping the scheduler and controllers");
+                stop(&mut running, &mut ctx);
             }
             if !state.changed().await {
-                for t in running.drain(..) {
-                    t.abort();
-                }
+                stop(&mut running, &mut ctx);
                 return;
             }
         }
