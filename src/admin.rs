@@ -10,13 +10,23 @@ use tokio::io::AsyncWriteExt;
 
 use crate::ClientArgs;
 
-fn http() -> reqwest::Client {
-    reqwest::Client::builder().connect_timeout(Duration::from_secs(3)).build().expect("http client")
+fn http_for(c: &ClientArgs) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder().connect_timeout(Duration::from_secs(3));
+    if let Some(ca) = &c.cacert {
+        let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
+        b = b.tls_built_in_root_certs(false).add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+    }
+    if let (Some(cert), Some(key)) = (&c.cert, &c.key) {
+        let mut pem = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        pem.extend(std::fs::read(key).with_context(|| format!("reading {}", key.display()))?);
+        b = b.identity(reqwest::Identity::from_pem(&pem)?);
+    }
+    Ok(b.build()?)
 }
 
-async fn fetch_status(server: &str) -> Result<NodeStatus> {
+async fn fetch_status(c: &ClientArgs, server: &str) -> Result<NodeStatus> {
     let url = format!("{}/cluster/v1/status", server.trim_end_matches('/'));
-    let resp = http()
+    let resp = http_for(c)?
         .get(&url)
         .timeout(Duration::from_secs(10))
         .send()
@@ -39,10 +49,10 @@ async fn error_text(resp: reqwest::Response) -> String {
 }
 
 pub async fn status(c: &ClientArgs) -> Result<()> {
-    let mine = fetch_status(&c.server).await?;
+    let mine = fetch_status(c, &c.server).await?;
     // Replication progress is known to the leader: ask it when it is someone else.
     let view = match &mine.leader_addr {
-        Some(addr) if mine.leader != Some(mine.id) => fetch_status(addr).await.unwrap_or(mine.clone()),
+        Some(addr) if mine.leader != Some(mine.id) => fetch_status(c, addr).await.unwrap_or(mine.clone()),
         _ => mine.clone(),
     };
     println!("cluster:    {}", view.cluster_id);
@@ -71,7 +81,7 @@ fn fmt_opt(v: Option<u64>) -> String {
 
 pub async fn remove(c: &ClientArgs, id: u64) -> Result<()> {
     let url = format!("{}/cluster/v1/members/{id}", c.server.trim_end_matches('/'));
-    let resp = http().delete(&url).timeout(Duration::from_secs(60)).send().await.with_context(|| format!("cannot reach {}", c.server))?;
+    let resp = http_for(c)?.delete(&url).timeout(Duration::from_secs(60)).send().await.with_context(|| format!("cannot reach {}", c.server))?;
     if !resp.status().is_success() {
         bail!("removing member {id} failed: {}", error_text(resp).await);
     }
@@ -81,7 +91,7 @@ pub async fn remove(c: &ClientArgs, id: u64) -> Result<()> {
 
 pub async fn transfer_leader(c: &ClientArgs, to: Option<u64>) -> Result<()> {
     let url = format!("{}/cluster/v1/transfer-leader", c.server.trim_end_matches('/'));
-    let resp = http()
+    let resp = http_for(c)?
         .post(&url)
         .json(&serde_json::json!({ "to": to }))
         .timeout(Duration::from_secs(30))
@@ -98,7 +108,7 @@ pub async fn transfer_leader(c: &ClientArgs, to: Option<u64>) -> Result<()> {
 
 pub async fn snapshot_save(c: &ClientArgs, file: &Path) -> Result<()> {
     let url = format!("{}/cluster/v1/snapshot", c.server.trim_end_matches('/'));
-    let resp = http().get(&url).timeout(Duration::from_secs(3600)).send().await.with_context(|| format!("cannot reach {}", c.server))?;
+    let resp = http_for(c)?.get(&url).timeout(Duration::from_secs(3600)).send().await.with_context(|| format!("cannot reach {}", c.server))?;
     if !resp.status().is_success() {
         bail!("snapshot failed: {}", error_text(resp).await);
     }
@@ -138,5 +148,39 @@ pub fn snapshot_restore(file: &Path, data_dir: PathBuf, advertise: String, node_
         info.cluster_id
     );
     println!("start it with: rkube server --data-dir {} --advertise {advertise} --listen <host:port>", data_dir.display());
+    Ok(())
+}
+
+pub fn pki_peer(out: &Path, hosts: &[String]) -> Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let (ca_crt, ca_key) = (out.join("ca.crt"), out.join("ca.key"));
+    let pki = if ca_crt.exists() && ca_key.exists() {
+        crate::api::tls::Pki { ca_cert_pem: std::fs::read_to_string(&ca_crt)?, ca_key_pem: std::fs::read_to_string(&ca_key)? }
+    } else {
+        let p = crate::api::tls::generate_ca()?;
+        std::fs::write(&ca_crt, &p.ca_cert_pem)?;
+        write_secret(&ca_key, &p.ca_key_pem)?;
+        println!("created the peer CA {}", ca_crt.display());
+        p
+    };
+    for host in hosts {
+        let mut names = vec![host.clone()];
+        for extra in ["127.0.0.1", "localhost"] {
+            if host != extra {
+                names.push(extra.to_string());
+            }
+        }
+        let (cert, key) = crate::api::tls::peer_cert(&pki, &names)?;
+        std::fs::write(out.join(format!("{host}.crt")), cert)?;
+        write_secret(&out.join(format!("{host}.key")), &key)?;
+        println!("wrote {host}.crt and {host}.key");
+    }
+    Ok(())
+}
+
+fn write_secret(path: &Path, contents: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    std::io::Write::write_all(&mut f, contents.as_bytes())?;
     Ok(())
 }

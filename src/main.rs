@@ -36,6 +36,24 @@ enum Command {
         #[command(subcommand)]
         command: SnapshotCommand,
     },
+    /// Certificates for peer mutual TLS.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Creates a peer CA (ca.crt, ca.key) in --out (or reuses the one there) and a certificate
+    /// and key (<host>.crt, <host>.key) for each --host, valid for server and client use.
+    Peer {
+        #[arg(long)]
+        out: PathBuf,
+        /// Address or DNS name of a master (repeat for each).
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+    },
 }
 
 #[derive(Args, Clone, Debug)]
@@ -81,10 +99,29 @@ pub struct ServerArgs {
     /// Node id for a fresh data dir (random if absent).
     #[arg(long)]
     pub node_id: Option<u64>,
+    /// Peer mutual TLS: this master's certificate (PEM). With --peer-key-file and
+    /// --peer-trusted-ca-file, peer traffic is HTTPS and only certificates signed by that CA are
+    /// accepted (make them with `rkube pki peer`).
+    #[arg(long, requires_all = ["peer_key_file", "peer_trusted_ca_file"])]
+    pub peer_cert_file: Option<PathBuf>,
+    #[arg(long, requires_all = ["peer_cert_file", "peer_trusted_ca_file"])]
+    pub peer_key_file: Option<PathBuf>,
+    #[arg(long, requires_all = ["peer_cert_file", "peer_key_file"])]
+    pub peer_trusted_ca_file: Option<PathBuf>,
     #[command(flatten)]
     pub tuning: RaftTuning,
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+impl ServerArgs {
+    pub fn peer_tls(&self) -> Result<Option<raft::network::PeerTls>> {
+        let (Some(c), Some(k), Some(ca)) = (&self.peer_cert_file, &self.peer_key_file, &self.peer_trusted_ca_file) else {
+            return Ok(None);
+        };
+        let read = |p: &PathBuf| std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()));
+        Ok(Some(raft::network::PeerTls { cert_pem: read(c)?, key_pem: read(k)?, ca_pem: read(ca)? }))
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -174,6 +211,13 @@ pub struct ClientArgs {
     /// Any master of the cluster.
     #[arg(long, env = "RKUBE_SERVER", default_value = "http://127.0.0.1:6444")]
     pub server: String,
+    /// With peer TLS: the peer CA, and a certificate and key it signed (e.g. from `rkube pki peer`).
+    #[arg(long, env = "RKUBE_CACERT")]
+    pub cacert: Option<PathBuf>,
+    #[arg(long, env = "RKUBE_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    #[arg(long, env = "RKUBE_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
 }
 
 fn init_tracing() {
@@ -202,6 +246,9 @@ fn run(cli: Cli) -> Result<()> {
                 ClusterCommand::Status(c) => admin::status(&c).await,
                 ClusterCommand::Remove { id, client } => admin::remove(&client, id).await,
                 ClusterCommand::TransferLeader { to, client } => admin::transfer_leader(&client, to).await,
+            },
+            Command::Pki { command } => match command {
+                PkiCommand::Peer { out, hosts } => admin::pki_peer(&out, &hosts),
             },
             Command::Snapshot { command } => match command {
                 SnapshotCommand::Save { file, client } => admin::snapshot_save(&client, &file).await,

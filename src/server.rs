@@ -26,12 +26,16 @@ fn apply_tuning(c: &mut NodeConfig, t: &RaftTuning) {
     c.lease_reads = t.lease_reads;
 }
 
-/// Serves the peer port (Raft RPCs, administration, store API) until the future resolves.
-async fn serve(node: Arc<RaftNode>, listen: &str) -> Result<tokio::task::JoinHandle<()>> {
+/// Serves the peer port (Raft RPCs, administration, store API) until the future resolves:
+/// plain HTTP, or mutual TLS when peer certificates are configured.
+async fn serve(node: Arc<RaftNode>, listen: &str, tls: Option<Arc<rustls::ServerConfig>>) -> Result<tokio::task::JoinHandle<()>> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}: is another process using it? pick another with --listen"))?;
     let app = raft::rpc::router(node.clone()).merge(crate::store_api::router(node.clone()));
+    if let Some(tls) = tls {
+        return Ok(api::serve_router_tls(app, listener, tls));
+    }
     let handle = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await {
             tracing::error!(error = %e, "peer server stopped");
@@ -62,12 +66,24 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     if args.listen.starts_with("0.0.0.0") && args.advertise.is_none() {
         bail!("--listen {} binds every interface; pass --advertise http://<this host's address>:<port> so peers can reach it", args.listen);
     }
-    let advertise = args.advertise.clone().unwrap_or_else(|| format!("http://{}", args.listen));
-    if !advertise.starts_with("http://") && !advertise.starts_with("https://") {
-        bail!("--advertise {advertise:?} must be a URL such as http://10.0.0.1:6444");
+    let peer_tls = args.peer_tls()?;
+    let scheme = if peer_tls.is_some() { "https" } else { "http" };
+    let advertise = args.advertise.clone().unwrap_or_else(|| format!("{scheme}://{}", args.listen));
+    if !advertise.starts_with(&format!("{scheme}://")) {
+        bail!("--advertise {advertise:?} must be a URL such as {scheme}://10.0.0.1:6444 ({scheme}: peer TLS is {})", if peer_tls.is_some() { "on" } else { "off" });
     }
-    let node = RaftNode::open(node_config(&args, advertise)).await?;
-    let server = serve(node.clone(), &args.listen).await?;
+    let mut config = node_config(&args, advertise);
+    let server_tls = match &peer_tls {
+        Some(t) => Some(api::tls::mutual_server_config(
+            std::str::from_utf8(&t.cert_pem)?,
+            std::str::from_utf8(&t.key_pem)?,
+            std::str::from_utf8(&t.ca_pem)?,
+        )?),
+        None => None,
+    };
+    config.tls = peer_tls;
+    let node = RaftNode::open(config).await?;
+    let server = serve(node.clone(), &args.listen, server_tls).await?;
     let initialized = node.is_initialized().await;
     if args.init {
         node.init_cluster().await?;
@@ -124,7 +140,7 @@ pub async fn run_dev(args: DevArgs) -> Result<()> {
     // One voter: no elections to wait for, but keep the same durability.
     config.compaction_interval = Duration::from_secs(300);
     let node = RaftNode::open(config).await?;
-    let server = serve(node.clone(), &args.listen).await?;
+    let server = serve(node.clone(), &args.listen, None).await?;
     node.init_cluster().await?;
     if node.wait_for_leader(Duration::from_secs(10)).await.is_none() {
         bail!("the dev master did not become leader within 10s");

@@ -144,6 +144,35 @@ async fn kubectl_manages_every_resource() {
     assert_eq!(k(kc, &["get", "rs", "rs1", "-n", "e2e", "-o", "jsonpath={.spec.replicas}"]), "3");
     assert_eq!(k(kc, &["get", "sts", "db", "-n", "e2e", "-o", "jsonpath={.spec.replicas}"]), "2");
 
+    // Every kind: get -o yaml, describe, label, annotate, a merge patch, and a JSON patch.
+    for (kind, name, ns) in [
+        ("configmap", "app-config", Some("e2e")), ("secret", "app-secret", Some("e2e")), ("serviceaccount", "builder", Some("e2e")),
+        ("deployment", "web", Some("e2e")), ("service", "web", Some("e2e")), ("replicaset", "rs1", Some("e2e")),
+        ("daemonset", "ds1", Some("e2e")), ("statefulset", "db", Some("e2e")), ("job", "once", Some("e2e")),
+        ("cronjob", "nightly", Some("e2e")), ("horizontalpodautoscaler", "web", Some("e2e")), ("pod", "solo", Some("e2e")),
+        ("endpoints", "external", Some("e2e")), ("endpointslice", "external-1", Some("e2e")), ("lease", "leader", Some("e2e")),
+        ("event", "solo.1", Some("e2e")), ("persistentvolumeclaim", "data", Some("e2e")), ("role", "reader", Some("e2e")),
+        ("rolebinding", "reader", Some("e2e")), ("clusterrole", "e2e-viewer", None), ("clusterrolebinding", "e2e-viewer", None),
+        ("node", "e2e-node-1", None), ("namespace", "e2e", None),
+    ] {
+        let mut base = vec![];
+        if let Some(n) = ns {
+            base.extend(["-n", n]);
+        }
+        let with = |extra: &[&str]| -> Vec<String> { extra.iter().chain(base.iter()).map(|s| s.to_string()).collect() };
+        let run = |args: Vec<String>| k(kc, &args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+        let yaml = run(with(&["get", kind, name, "-o", "yaml"]));
+        assert!(yaml.contains(&format!("name: {name}")) && yaml.contains("resourceVersion:") && yaml.contains("uid:"), "{kind}: {yaml}");
+        assert!(run(with(&["describe", kind, name])).contains(name), "describe {kind}");
+        run(with(&["label", kind, name, "checked=yes", "--overwrite"]));
+        run(with(&["annotate", kind, name, "checked=yes", "--overwrite"]));
+        run(with(&["patch", kind, name, "--type=merge", "-p", r#"{"metadata":{"labels":{"merged":"1"}}}"#]));
+        run(with(&["patch", kind, name, "--type=json", "-p", r#"[{"op":"add","path":"/metadata/annotations/jsonpatched","value":"1"}]"#]));
+        let labels = run(with(&["get", kind, name, "-o", "jsonpath={.metadata.labels.checked}-{.metadata.labels.merged}-{.metadata.annotations.jsonpatched}"]));
+        assert_eq!(labels, "yes-1-1", "{kind}");
+        assert!(run(with(&["get", kind, "-l", "checked=yes", "-o", "name"])).contains(name), "{kind} by label");
+    }
+
     // Field selectors, pagination.
     assert_eq!(k(kc, &["get", "pods", "-A", "--field-selector", "metadata.name=solo", "-o", "name"]).trim(), "pod/solo");
     for i in 0..25 {

@@ -306,3 +306,90 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Peer traffic over mutual TLS: certificates from `rkube pki peer`, a cluster that forms and
+/// replicates over https, and a peer port that refuses clients without a certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_traffic_uses_mutual_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = chaos::rkube_bin();
+    let net = (rand::random_range(10..250u8), rand::random_range(1..250u8));
+    let hosts: Vec<String> = (1..=3).map(|i| format!("127.{}.{}.{i}", net.0, net.1)).collect();
+    let pki = dir.path().join("pki");
+    let mut args = vec!["pki", "peer", "--out", pki.to_str().unwrap()];
+    for h in &hosts {
+        args.extend(["--host", h.as_str()]);
+    }
+    chaos::harness::run_cli(&bin, &args).unwrap();
+    let mut children = Vec::new();
+    for (i, h) in hosts.iter().enumerate() {
+        let listen = format!("{h}:17001");
+        let data = dir.path().join(format!("m{i}"));
+        let mut cmd = std::process::Command::new(&bin);
+        cmd.args(["server", "--data-dir", data.to_str().unwrap(), "--listen", &listen, "--api-listen", &format!("{h}:16443"), "--service-cidr", "100.64.128.0/17"])
+            .arg("--peer-cert-file").arg(pki.join(format!("{h}.crt")))
+            .arg("--peer-key-file").arg(pki.join(format!("{h}.key")))
+            .arg("--peer-trusted-ca-file").arg(pki.join("ca.crt"))
+            .args(["--node-id", &(i + 1).to_string()]);
+        if i == 0 {
+            cmd.arg("--init");
+        } else {
+            cmd.args(["--join", &format!("https://{}:17001", hosts[0])]);
+        }
+        cmd.stdout(std::process::Stdio::null()).stderr(std::fs::File::create(dir.path().join(format!("m{i}.log"))).unwrap());
+        children.push(cmd.spawn().unwrap());
+        if i == 0 {
+            std::thread::sleep(Duration::from_millis(800));
+        }
+    }
+    let _guard = KillOnDrop(children);
+    let tls_args = |server: &str| -> Vec<String> {
+        vec![
+            "--server".into(), server.into(),
+            "--cacert".into(), pki.join("ca.crt").to_str().unwrap().into(),
+            "--cert".into(), pki.join(format!("{}.crt", hosts[0])).to_str().unwrap().into(),
+            "--key".into(), pki.join(format!("{}.key", hosts[0])).to_str().unwrap().into(),
+        ]
+    };
+    let status = || {
+        let mut a = vec!["cluster".to_string(), "status".to_string()];
+        a.extend(tls_args(&format!("https://{}:17001", hosts[2])));
+        chaos::harness::run_cli(&bin, &a.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+    };
+    wait_for(|| async { status().map(|s| s.matches(" voter ").count() == 3).unwrap_or(false) }).await;
+    let out = status().unwrap();
+    assert!(out.contains("https://"), "{out}");
+    // A client with a certificate can use the store through any member.
+    let pem = |p: &std::path::Path| std::fs::read(p).unwrap();
+    let mut id = pem(&pki.join(format!("{}.crt", hosts[1])));
+    id.extend(pem(&pki.join(format!("{}.key", hosts[1]))));
+    let http = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem(&pki.join("ca.crt"))).unwrap())
+        .identity(reqwest::Identity::from_pem(&id).unwrap())
+        .build()
+        .unwrap();
+    let client = StoreClient::new(format!("https://{}:17001", hosts[1])).with_http(http);
+    let rev = client.put("/tls/a", "secret").await.unwrap();
+    let other = {
+        let mut id = pem(&pki.join(format!("{}.crt", hosts[2])));
+        id.extend(pem(&pki.join(format!("{}.key", hosts[2]))));
+        let http = reqwest::Client::builder()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem(&pki.join("ca.crt"))).unwrap())
+            .identity(reqwest::Identity::from_pem(&id).unwrap())
+            .build()
+            .unwrap();
+        StoreClient::new(format!("https://{}:17001", hosts[2])).with_http(http)
+    };
+    wait_for(|| async { other.status().await.map(|s| s.applied.unwrap_or(0) >= rev).unwrap_or(false) }).await;
+    assert_eq!(other.get("/tls/a", true).await.unwrap().kv.unwrap().value, "secret");
+    // No certificate: the handshake is refused. Plain HTTP: refused too.
+    let anonymous = reqwest::Client::builder()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem(&pki.join("ca.crt"))).unwrap())
+        .build()
+        .unwrap();
+    assert!(anonymous.get(format!("https://{}:17001/cluster/v1/status", hosts[0])).send().await.is_err(), "a client without a certificate must be refused");
+    assert!(reqwest::get(format!("http://{}:17001/cluster/v1/status", hosts[0])).await.map(|r| !r.status().is_success()).unwrap_or(true));
+}

@@ -15,7 +15,7 @@ use storage::{Change, OpResult, Store, StoreOptions};
 
 use crate::error::{NodeError, WireError};
 use crate::log_store::LogStore;
-use crate::network::{ClusterId, HEADER_CLUSTER, Network, peer_http_client};
+use crate::network::{ClusterId, HEADER_CLUSTER, Network, PeerTls, peer_http_client};
 use crate::state_machine::StateMachine;
 use crate::types::*;
 
@@ -41,6 +41,8 @@ pub struct NodeConfig {
     pub compaction_interval: Duration,
     /// Use leader leases for reads instead of a ReadIndex round trip.
     pub lease_reads: bool,
+    /// Mutual TLS for peer traffic (None: plain HTTP).
+    pub tls: Option<PeerTls>,
 }
 
 impl NodeConfig {
@@ -56,6 +58,7 @@ impl NodeConfig {
             keep_after_snapshot: 5_000,
             compaction_interval: Duration::from_secs(300),
             lease_reads: false,
+            tls: None,
         }
     }
 
@@ -160,7 +163,7 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| NodeError::Config(format!("raft timing: {e}")))?;
-        let http = peer_http_client();
+        let http = peer_http_client(config.tls.as_ref()).map_err(NodeError::Config)?;
         let network = Network { client: http.clone(), cluster_id: cluster_id.clone() };
         let sm = StateMachine::new(store.clone(), config.snapshot_dir())?;
         let log = LogStore::new(store.clone());

@@ -283,14 +283,18 @@ pub async fn serve_tls(api: Arc<Api>, listen: &str, tls: Arc<rustls::ServerConfi
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen} for the Kubernetes API: is another process using it? pick another with --api-listen"))?;
+    Ok(serve_router_tls(api.router(), listener, tls))
+}
+
+/// Serves a router over TLS (HTTP/2 and HTTP/1.1 with upgrades) on an open listener.
+pub fn serve_router_tls(app: axum::Router, listener: tokio::net::TcpListener, tls: Arc<rustls::ServerConfig>) -> tokio::task::JoinHandle<()> {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let app = api.router();
-    Ok(tokio::spawn(async move {
+    tokio::spawn(async move {
         loop {
             let (tcp, peer) = match listener.accept().await {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!(error = %e, "accepting an API connection failed");
+                    tracing::warn!(error = %e, "accepting a TLS connection failed");
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
@@ -312,9 +316,9 @@ pub async fn serve_tls(api: Arc<Api>, listen: &str, tls: Arc<rustls::ServerConfi
                 // clients (informers, kubectl); h2's default reset budget trips on them.
                 builder.http2().max_concurrent_streams(1000).max_local_error_reset_streams(Some(1 << 16));
                 if let Err(e) = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(tls), service).await {
-                    tracing::debug!(%peer, error = %e, "API connection ended with an error");
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
                 }
             });
         }
-    }))
+    })
 }
