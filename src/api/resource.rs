@@ -491,6 +491,16 @@ impl Api {
                 return Err(conflict(info, &name));
             }
             let requested = mutate(&current)?;
+            // A uid in the request is a precondition, as in Kubernetes.
+            if let Some(uid) = meta::meta_str(&requested, "uid")
+                && Some(uid) != meta::meta_str(&current, "uid")
+            {
+                return Err(ApiError::Conflict {
+                    group_resource: info.group_resource(),
+                    name: name.clone(),
+                    message: format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {}", meta::meta_str(&current, "uid").unwrap_or("")),
+                });
+            }
             let mut new = merge_for_update(info, ri.subresource.as_deref(), &current, requested);
             if new.get("spec") != current.get("spec") {
                 let g = current.pointer("/metadata/generation").and_then(|g| g.as_i64()).unwrap_or(0);
