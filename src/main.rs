@@ -66,10 +66,10 @@ pub struct RaftTuning {
     #[arg(long, default_value = "150ms", value_parser = humantime::parse_duration)]
     pub election_timeout: Duration,
     /// Build a snapshot every this many log entries.
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 100_000)]
     pub snapshot_every: u64,
     /// Log entries kept behind a snapshot for members that are only a little behind.
-    #[arg(long, default_value_t = 5_000)]
+    #[arg(long, default_value_t = 10_000)]
     pub keep_after_snapshot: u64,
     /// The leader compacts history older than this (and does so this often).
     #[arg(long, default_value = "5m", value_parser = humantime::parse_duration)]

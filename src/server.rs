@@ -82,8 +82,14 @@ pub async fn run(args: ServerArgs) -> Result<()> {
         None => None,
     };
     config.tls = peer_tls;
-    let node = RaftNode::open(config).await?;
-    let server = serve(node.clone(), &args.listen, server_tls).await?;
+    let raft_rt = raft_runtime()?;
+    let node = raft_rt.spawn(RaftNode::open(config)).await??;
+    let listen = args.listen.clone();
+    let server = raft_rt.spawn({
+        let node = node.clone();
+        async move { serve(node, &listen, server_tls).await }
+    })
+    .await??;
     let initialized = node.is_initialized().await;
     if args.init {
         node.init_cluster().await?;
@@ -131,7 +137,15 @@ pub async fn run(args: ServerArgs) -> Result<()> {
     tracing::info!(id = node.id, listen = %args.listen, "master ready");
     let _ = server.await;
     node.shutdown().await;
+    raft_rt.shutdown_background();
     Ok(())
+}
+
+/// Raft (elections, replication, applying, the peer port) runs on its own threads, so heavy
+/// work on the main runtime (a large list, an informer relist, JSON for a big response) can never
+/// delay heartbeats into an election.
+fn raft_runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("raft").enable_all().build()?)
 }
 
 pub async fn run_dev(args: DevArgs) -> Result<()> {
@@ -139,8 +153,14 @@ pub async fn run_dev(args: DevArgs) -> Result<()> {
     let mut config = NodeConfig::new(&args.data_dir, advertise.clone());
     // One voter: no elections to wait for, but keep the same durability.
     config.compaction_interval = Duration::from_secs(300);
-    let node = RaftNode::open(config).await?;
-    let server = serve(node.clone(), &args.listen, None).await?;
+    let raft_rt = raft_runtime()?;
+    let node = raft_rt.spawn(RaftNode::open(config)).await??;
+    let listen = args.listen.clone();
+    let server = raft_rt.spawn({
+        let node = node.clone();
+        async move { serve(node, &listen, None).await }
+    })
+    .await??;
     node.init_cluster().await?;
     if node.wait_for_leader(Duration::from_secs(10)).await.is_none() {
         bail!("the dev master did not become leader within 10s");
@@ -162,6 +182,7 @@ pub async fn run_dev(args: DevArgs) -> Result<()> {
     println!("  kubectl get namespaces");
     let _ = server.await;
     node.shutdown().await;
+    raft_rt.shutdown_background();
     Ok(())
 }
 

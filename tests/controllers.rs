@@ -407,9 +407,15 @@ spec:
         }
     })
     .await;
-    let slices = e.kube.get("/apis/discovery.k8s.io/v1/namespaces/w/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dweb").await.unwrap().body;
-    let eps = slices["items"][0]["endpoints"].as_array().cloned().unwrap_or_default();
-    assert_eq!(eps.len(), 3, "{slices}");
+    wait_until("an EndpointSlice with 3 ready endpoints", 30, || {
+        let kube = kube.clone();
+        async move {
+            let slices = kube.get("/apis/discovery.k8s.io/v1/namespaces/w/endpointslices?labelSelector=kubernetes.io%2Fservice-name%3Dweb").await.unwrap().body;
+            let eps = slices["items"][0]["endpoints"].as_array().cloned().unwrap_or_default();
+            eps.len() == 3 && eps.iter().all(|e| e["conditions"]["ready"] == true) && slices["items"][0]["ports"][0]["port"] == 8080
+        }
+    })
+    .await;
     // DaemonSet: one pod per node; StatefulSet: stable names.
     wait_until("daemon pods on every node", 30, || {
         let kube = kube.clone();

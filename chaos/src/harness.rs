@@ -288,6 +288,11 @@ impl Cluster {
 impl Drop for Cluster {
     fn drop(&mut self) {
         self.kill_all();
+        // For post-mortems: RKUBE_KEEP_CLUSTER=1 keeps the data dirs and logs.
+        if std::env::var("RKUBE_KEEP_CLUSTER").is_ok_and(|v| v == "1") {
+            let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+            eprintln!("cluster kept in {}", dir.keep().display());
+        }
     }
 }
 

@@ -191,12 +191,26 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
         let send = async {
             let header = bincode::serialize(&(vote, snapshot.meta.clone()))
                 .map_err(|e| PeerError::Failed(self.base.clone(), e.to_string()))?;
-            let file = tokio::fs::File::open(&snapshot.snapshot.path)
-                .await
-                .map_err(|e| PeerError::Failed(self.base.clone(), format!("open snapshot: {e}")))?;
-            let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-            tracing::info!(target_node = self.target, bytes = len, "streaming snapshot");
-            let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
+            let path = snapshot.snapshot.path.clone();
+            let body = if path.is_dir() {
+                // A checkpoint: export it on the fly into the request body.
+                tracing::info!(target_node = self.target, checkpoint = %path.display(), "streaming snapshot from checkpoint");
+                let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(16);
+                tokio::task::spawn_blocking(move || {
+                    let w = ChannelWriter { tx: tx.clone() };
+                    if let Err(e) = storage::snapshot::export_checkpoint_to(&path, w) {
+                        let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    }
+                });
+                reqwest::Body::wrap_stream(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }))
+            } else {
+                let file = tokio::fs::File::open(&path)
+                    .await
+                    .map_err(|e| PeerError::Failed(self.base.clone(), format!("open snapshot: {e}")))?;
+                let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+                tracing::info!(target_node = self.target, bytes = len, "streaming snapshot");
+                reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20))
+            };
             let resp = self
                 .client
                 .post(format!("{}/raft/v1/snapshot", self.base))
@@ -229,4 +243,21 @@ impl RaftNetworkV2<TypeConfig> for PeerConnection {
 #[allow(dead_code)]
 pub(crate) fn any_error(msg: impl ToString) -> AnyError {
     AnyError::error(msg)
+}
+
+/// Bytes written on a blocking thread, sent as chunks of an HTTP body.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, std::io::Error>>,
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tx
+            .blocking_send(Ok(bytes::Bytes::copy_from_slice(buf)))
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the receiving member went away"))?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

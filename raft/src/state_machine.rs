@@ -1,9 +1,10 @@
 //! The state machine: committed entries applied to the storage crate's MVCC store, with the
 //! applied log id and membership written in the same atomic RocksDB batch.
 //!
-//! Snapshots are RocksDB checkpoints (taken in an instant, between two applies) exported into a
-//! self-checking file of replicated state; they are streamed to lagging or new members, which
-//! install them by replacing their state atomically.
+//! Snapshots are RocksDB checkpoints, taken in an instant between two applies. Building one costs
+//! a memtable flush and some hard links, nothing more: the checkpoint directory *is* the snapshot.
+//! Only when a lagging or new member needs it is it exported (streamed) as a self-checking file of
+//! replicated state, which that member installs by replacing its state atomically.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -89,28 +90,49 @@ impl StateMachine {
         ])
     }
 
-    /// Installs a snapshot file as this node's state and current snapshot (also used by
-    /// `rkube snapshot restore`, before the node runs).
-    pub fn install_file(store: &Store, dir: &Path, meta: &SnapshotMeta, file: &Path) -> io::Result<()> {
+    /// Installs a snapshot (an exported file, or a checkpoint directory of another store on this
+    /// machine) as this node's state and current snapshot (also used by `rkube snapshot restore`,
+    /// before the node runs).
+    pub fn install_file(store: &Store, dir: &Path, meta: &SnapshotMeta, source: &Path) -> io::Result<()> {
+        let dest = snapshot_path(dir, meta);
+        let tmp = dest.with_extension("tmp");
+        if source.is_dir() {
+            storage::snapshot::export_checkpoint(source, &tmp).map_err(to_io)?;
+        } else if source != dest {
+            std::fs::copy(source, &tmp)?;
+        }
+        let file = if tmp.exists() { tmp.clone() } else { dest.clone() };
         let records = Self::applied_meta(meta)?;
         let refs: Vec<(&[u8], &[u8])> = records.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
-        store.restore(file, &refs).map_err(to_io)?;
-        let dest = snapshot_path(dir, meta);
-        if file != dest {
-            std::fs::copy(file, dest.with_extension("tmp"))?;
-            std::fs::rename(dest.with_extension("tmp"), &dest)?;
+        store.restore(&file, &refs).map_err(to_io)?;
+        if file == tmp {
+            std::fs::rename(&tmp, &dest)?;
         }
         write_meta(dir, meta)?;
         Ok(())
     }
 }
 
+/// The exported form of a snapshot (`.snap`, a file); its checkpoint form is `.cp` (a directory).
 fn snapshot_path(dir: &Path, meta: &SnapshotMeta) -> PathBuf {
     let (term, index) = match &meta.last_log_id {
         Some(l) => (l.leader_id.term, l.index),
         None => (0, 0),
     };
     dir.join(format!("snapshot-{term:020}-{index:020}.snap"))
+}
+
+fn remove_any(p: &Path) {
+    if p.is_dir() {
+        let _ = std::fs::remove_dir_all(p);
+    } else {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// The data of a snapshot whose metadata file is `meta_file`: the exported file or the checkpoint.
+fn data_of(meta_file: &Path) -> Option<PathBuf> {
+    [meta_file.with_extension("snap"), meta_file.with_extension("cp")].into_iter().find(|p| p.exists())
 }
 
 fn write_meta(dir: &Path, meta: &SnapshotMeta) -> io::Result<()> {
@@ -126,7 +148,8 @@ fn write_meta(dir: &Path, meta: &SnapshotMeta) -> io::Result<()> {
     metas.sort();
     if metas.len() > 2 {
         for old in &metas[..metas.len() - 2] {
-            let _ = std::fs::remove_file(old.with_extension("snap"));
+            remove_any(&old.with_extension("snap"));
+            remove_any(&old.with_extension("cp"));
             let _ = std::fs::remove_file(old);
         }
     }
@@ -140,8 +163,7 @@ fn load_current(dir: &Path) -> io::Result<Option<CurrentSnapshot>> {
         .collect();
     metas.sort();
     while let Some(m) = metas.pop() {
-        let data = m.with_extension("snap");
-        if data.exists() {
+        if let Some(data) = data_of(&m) {
             let meta: SnapshotMeta = decode(&std::fs::read(&m)?)?;
             return Ok(Some(CurrentSnapshot { meta, path: data }));
         }
@@ -221,6 +243,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         tracing::info!(last_log_id = ?meta.last_log_id, "installed snapshot");
         *self.current.lock().expect("snapshot lock") =
             Some(CurrentSnapshot { meta: meta.clone(), path: snapshot_path(&self.dir, meta) });
+        // The checkpoint of an older snapshot of ours is obsolete now.
         Ok(())
     }
 
@@ -256,21 +279,11 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotFile;
 
     async fn build_snapshot(&mut self) -> Result<Snapshot, io::Error> {
-        let path = snapshot_path(&self.dir, &self.meta);
-        let tmp = path.with_extension("tmp");
-        let cp = self.checkpoint.clone();
-        let t = tmp.clone();
-        let stats = tokio::task::spawn_blocking(move || {
-            let r = storage::snapshot::export_checkpoint(&cp, &t);
-            let _ = std::fs::remove_dir_all(&cp);
-            r
-        })
-        .await
-        .map_err(io::Error::other)?
-        .map_err(to_io)?;
-        std::fs::rename(&tmp, &path)?;
+        let path = snapshot_path(&self.dir, &self.meta).with_extension("cp");
+        remove_any(&path);
+        std::fs::rename(&self.checkpoint, &path)?;
         write_meta(&self.dir, &self.meta)?;
-        tracing::info!(last_log_id = ?self.meta.last_log_id, records = stats.records, bytes = stats.bytes, "built snapshot");
+        tracing::info!(last_log_id = ?self.meta.last_log_id, "built snapshot (checkpoint)");
         *self.current.lock().expect("snapshot lock") = Some(CurrentSnapshot { meta: self.meta.clone(), path: path.clone() });
         Ok(Snapshot { meta: self.meta.clone(), snapshot: SnapshotFile { path } })
     }
@@ -278,7 +291,8 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 
 impl Drop for SnapshotBuilder {
     fn drop(&mut self) {
-        // A builder dropped without building leaves no checkpoint behind.
+        // A builder dropped without building leaves no checkpoint behind (after a build the
+        // checkpoint was renamed away, so this finds nothing).
         let _ = std::fs::remove_dir_all(&self.checkpoint);
     }
 }

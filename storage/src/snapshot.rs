@@ -65,9 +65,17 @@ impl Store {
 
 /// Exports the replicated state of a checkpoint directory into a snapshot file.
 pub fn export_checkpoint(checkpoint: &Path, out: &Path) -> Result<SnapshotStats> {
-    let db = DB::open_cf_for_read_only(&Options::default(), checkpoint, crate::store::all_cf_names(), false)?;
     let file = File::create(out)?;
-    let mut w = CrcWriter { inner: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new(), bytes: 0 };
+    let (stats, file) = export_checkpoint_to(checkpoint, file)?;
+    file.sync_all()?;
+    Ok(stats)
+}
+
+/// Exports the replicated state of a checkpoint directory in the snapshot format to any writer
+/// (a file, or a stream to a member that needs it); returns the writer.
+pub fn export_checkpoint_to<W: Write>(checkpoint: &Path, out: W) -> Result<(SnapshotStats, W)> {
+    let db = DB::open_cf_for_read_only(&Options::default(), checkpoint, crate::store::all_cf_names(), false)?;
+    let mut w = CrcWriter { inner: BufWriter::with_capacity(1 << 20, out), crc: crc32fast::Hasher::new(), bytes: 0 };
     w.write_all(MAGIC)?;
     let mut records = 0u64;
     for (i, name) in STATE_CFS.iter().enumerate() {
@@ -86,10 +94,10 @@ pub fn export_checkpoint(checkpoint: &Path, out: &Path) -> Result<SnapshotStats>
     w.write_all(&records.to_be_bytes())?;
     let crc = w.crc.clone().finalize();
     w.inner.write_all(&crc.to_be_bytes())?;
-    let mut file = w.inner.into_inner().map_err(|e| StoreError::Io(e.into_error()))?;
-    file.flush()?;
-    file.sync_all()?;
-    Ok(SnapshotStats { records, bytes: w.bytes + 4 })
+    let bytes = w.bytes + 4;
+    let mut inner = w.inner.into_inner().map_err(|e| StoreError::Io(e.into_error()))?;
+    inner.flush()?;
+    Ok((SnapshotStats { records, bytes }, inner))
 }
 
 /// Checks a snapshot file's structure and checksum without loading it.
