@@ -33,6 +33,9 @@ pub fn spawn_leader_loops(api: Arc<Api>) -> JoinHandle<()> {
                 tracing::info!("became leader: starting the scheduler and controllers");
                 let c = controllers::Ctx::new(Arc::new(client::ApiClient { api: api.clone() }), api.controller_config.clone());
                 running = start(api.clone());
+                // The scheduler and controllers get their own threads: under a storm of API
+                // requests they still get their share of the CPU and keep up.
+                let _guard = controllers_runtime().enter();
                 running.extend(controllers::start_all(c.clone()));
                 ctx = Some(c);
             } else if !leader && !running.is_empty() {
@@ -44,6 +47,18 @@ pub fn spawn_leader_loops(api: Arc<Api>) -> JoinHandle<()> {
                 return;
             }
         }
+    })
+}
+
+fn controllers_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("controllers")
+            .enable_all()
+            .build()
+            .expect("building the controllers runtime")
     })
 }
 
