@@ -7,7 +7,11 @@ APT_PACKAGES=(
   build-essential clang libclang-dev   # rocksdb (C++ and bindgen)
   protobuf-compiler                    # etcd's gRPC client in the benchmark
   etcd-server                          # the benchmark peer
-  iproute2 nftables                    # network namespaces and partitions in tests
+  iproute2 nftables iptables           # network namespaces, partitions, CNI portmap/masquerade
+  containernetworking-plugins          # pod networking (bridge, host-local, loopback, portmap)
+  docker-registry umoci skopeo         # a real registry on loopback and the tools to fill it
+  busybox-static                       # the contents of the test image
+  util-linux                           # nsenter (agents of the multi-node tests enter node netns)
   curl ca-certificates
 )
 

@@ -2,6 +2,7 @@
 //! cluster (`dev`), and the operations kubectl cannot do (cluster membership, snapshots).
 
 mod admin;
+mod agent_cmd;
 mod api;
 mod controllers;
 mod server;
@@ -40,6 +41,34 @@ enum Command {
     Pki {
         #[command(subcommand)]
         command: PkiCommand,
+    },
+    /// Run a worker node: register with the cluster and run the pods bound to this node as
+    /// containers.
+    Agent(agent_cmd::AgentArgs),
+    /// The node's image store.
+    Images {
+        #[command(subcommand)]
+        command: ImagesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImagesCommand {
+    /// Import the images of an OCI archive (`skopeo copy ... oci-archive:x.tar`, `docker save`
+    /// in OCI format) so pods can use them without a registry.
+    Import {
+        archive: PathBuf,
+        /// The reference to store them as (default: the archive's ref.name annotations).
+        #[arg(long)]
+        reference: Option<String>,
+        /// The agent's data dir.
+        #[arg(long, default_value = "/var/lib/rkube/agent")]
+        data_dir: PathBuf,
+    },
+    /// List the images in the store.
+    List {
+        #[arg(long, default_value = "/var/lib/rkube/agent")]
+        data_dir: PathBuf,
     },
 }
 
@@ -150,6 +179,13 @@ pub struct ApiArgs {
     /// Seconds pods tolerate a not-ready/unreachable node before eviction, unless they say otherwise.
     #[arg(long, default_value_t = 300)]
     pub default_toleration_seconds: i64,
+    /// The pod network: every Node is given a subnet of it as its podCIDR (empty = none; set
+    /// podCIDRs yourself).
+    #[arg(long, default_value = "10.42.0.0/16")]
+    pub cluster_cidr: String,
+    /// Prefix length of each node's podCIDR.
+    #[arg(long, default_value_t = 24)]
+    pub node_cidr_mask_size: u8,
 }
 
 #[derive(Args, Debug)]
@@ -162,6 +198,21 @@ pub struct DevArgs {
     pub listen: String,
     #[command(flatten)]
     pub api: ApiArgs,
+    /// Run only the control plane: no agent, so pods stay Pending.
+    #[arg(long)]
+    pub no_agent: bool,
+    /// Address of the in-process agent's server (logs, exec, stats).
+    #[arg(long, default_value = "127.0.0.1:10250")]
+    pub agent_listen: String,
+    /// Name of the dev cluster's node (default: the host name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// The bridge dev pods attach to.
+    #[arg(long, default_value = "rkube0")]
+    pub bridge: String,
+    /// Registry mirrors and credentials for the dev node (k3s's registries.yaml format).
+    #[arg(long)]
+    pub registries_config: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -227,6 +278,8 @@ fn init_tracing() {
 }
 
 fn main() {
+    // A container's supervisor: single-threaded, before any runtime or argument parsing.
+    agent_cmd::maybe_shim();
     let cli = Cli::parse();
     init_tracing();
     if let Err(e) = run(cli) {
@@ -249,6 +302,11 @@ fn run(cli: Cli) -> Result<()> {
             },
             Command::Pki { command } => match command {
                 PkiCommand::Peer { out, hosts } => admin::pki_peer(&out, &hosts),
+            },
+            Command::Agent(args) => agent_cmd::run(args).await,
+            Command::Images { command } => match command {
+                ImagesCommand::Import { archive, reference, data_dir } => agent_cmd::images_import(data_dir, archive, reference).await,
+                ImagesCommand::List { data_dir } => agent_cmd::images_list(data_dir),
             },
             Command::Snapshot { command } => match command {
                 SnapshotCommand::Save { file, client } => admin::snapshot_save(&client, &file).await,

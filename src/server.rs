@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use clap::Parser;
 use raft::{NodeConfig, RaftNode};
 
 use crate::api::{self, Api};
@@ -44,7 +45,7 @@ async fn serve(node: Arc<RaftNode>, listen: &str, tls: Option<Arc<rustls::Server
     Ok(handle)
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -176,6 +177,25 @@ pub async fn run_dev(args: DevArgs) -> Result<()> {
             }
         }
     }
+    if !args.no_agent {
+        let mut flags: Vec<std::ffi::OsString> = vec!["agent".into(), "--kubeconfig".into(), kubeconfig.clone().into_os_string()];
+        flags.extend(["--listen".into(), args.agent_listen.clone().into(), "--bridge".into(), args.bridge.clone().into(), "--masquerade".into()]);
+        flags.extend(["--data-dir".into(), args.data_dir.join("agent").into_os_string()]);
+        if let Some(n) = &args.node_name {
+            flags.extend(["--node-name".into(), n.clone().into()]);
+        }
+        if let Some(r) = &args.registries_config {
+            flags.extend(["--registries-config".into(), r.clone().into_os_string()]);
+        }
+        let agent_args = crate::agent_cmd::AgentOnly::try_parse_from(flags).context("the dev agent's settings")?.args;
+        let config = crate::agent_cmd::config(&agent_args)?;
+        let agent = agent::Agent::new(config).map_err(|e| anyhow::anyhow!("starting the dev node's agent: {e}"))?;
+        tokio::spawn(async move {
+            if let Err(e) = agent.run().await {
+                tracing::error!(error = %e, "the dev node's agent stopped");
+            }
+        });
+    }
     tracing::info!(data_dir = %args.data_dir.display(), api = %args.api.api_listen, "rkube dev: single-node cluster ready");
     println!("rkube dev is running: Kubernetes API at https://{}, data in {}", args.api.api_listen, args.data_dir.display());
     println!("  export KUBECONFIG={}", kubeconfig.display());
@@ -217,10 +237,18 @@ async fn start_api(node: Arc<RaftNode>, args: &ApiArgs, data_dir: &std::path::Pa
     let (cert, key) = api::tls::serving_cert(&pki, &hosts)?;
     let tls = api::tls::server_config(&cert, &key)?;
     let url = format!("https://{}", args.api_listen);
+    if !args.cluster_cidr.is_empty() {
+        let c = controllers::nodeipam::Cidr::parse(&args.cluster_cidr).map_err(|e| anyhow::anyhow!("--cluster-cidr: {e}"))?;
+        if args.node_cidr_mask_size < c.prefix || args.node_cidr_mask_size > 30 {
+            bail!("--node-cidr-mask-size {} must be between the cluster CIDR's prefix /{} and 30", args.node_cidr_mask_size, c.prefix);
+        }
+    }
     let api = Api::new(node.clone(), net, url.clone(), controllers::Config {
         node_monitor_grace_period: args.node_monitor_grace_period,
         node_monitor_period: args.node_monitor_period,
         default_toleration_seconds: args.default_toleration_seconds,
+        cluster_cidr: Some(args.cluster_cidr.clone()).filter(|c| !c.is_empty()),
+        node_cidr_mask_size: args.node_cidr_mask_size,
         ..Default::default()
     });
     *api.tokens.write().expect("tokens lock") = vec![token.clone()];

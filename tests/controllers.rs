@@ -474,3 +474,254 @@ spec:
     })
     .await;
 }
+
+fn name_of(p: &Value) -> String {
+    p["metadata"]["name"].as_str().unwrap_or("").to_string()
+}
+
+fn scheduled_condition(p: &Value) -> Option<Value> {
+    p["status"]["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled").cloned())
+}
+
+/// Waits until the pod is reported Unschedulable and returns the scheduler's message.
+async fn unschedulable_message(kube: &KubeClient, name: &str) -> String {
+    let path = format!("/api/v1/namespaces/default/pods/{name}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let p = kube.get(&path).await.unwrap().body;
+        if let Some(c) = scheduled_condition(&p)
+            && c["status"] == "False"
+            && c["reason"] == "Unschedulable"
+        {
+            assert_eq!(node_of(&p), "", "{p}");
+            return c["message"].as_str().unwrap_or("").to_string();
+        }
+        assert!(Instant::now() < deadline, "{name} was not reported unschedulable: {p}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Cordon (`kubectl cordon`): no new pods land on the node, until `kubectl uncordon`; a pod that
+/// names its node (`spec.nodeName`) goes there without the scheduler, cordoned or not; pods
+/// asking for the same hostPort never share a node, and the one left over waits, then lands on
+/// the node uncordoned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_honours_cordon_node_name_and_host_ports() {
+    let e = env(1, &[]).await;
+    let nodes: Vec<SimNode> = ["n-a", "n-b", "n-c"].iter().map(|n| SimNode::new(*n)).collect();
+    let _sim = SimNodes::start(e.kube.clone(), nodes, Duration::from_secs(5), true).await.unwrap();
+    let out = k(&e.kc, &["cordon", "n-a"]);
+    assert!(out.contains("cordoned"), "{out}");
+    assert_eq!(k(&e.kc, &["get", "node", "n-a", "-o", "jsonpath={.spec.unschedulable}"]), "true");
+    assert!(k(&e.kc, &["get", "node", "n-a"]).contains("SchedulingDisabled"));
+    apply(
+        &e.kc,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: many}\nspec:\n  replicas: 6\n  selector: {matchLabels: {app: many}}\n  template:\n    metadata: {labels: {app: many}}\n    spec: {containers: [{name: c, image: busybox}]}\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: pinned-a}\nspec:\n  nodeName: n-a\n  containers: [{name: c, image: busybox}]\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: pinned-c}\nspec:\n  nodeName: n-c\n  containers: [{name: c, image: busybox}]\n",
+    );
+    let kube = e.kube.clone();
+    wait_until("the deployment's pods and the pinned pods to run", 30, || {
+        let kube = kube.clone();
+        async move {
+            let all = pods(&kube, "default", "").await;
+            all.len() == 8 && all.iter().all(|p| phase(p) == "Running")
+        }
+    })
+    .await;
+    let all = pods(&e.kube, "default", "").await;
+    let by: BTreeMap<String, String> = all.iter().map(|p| (name_of(p), node_of(p))).collect();
+    assert_eq!(by["pinned-a"], "n-a", "spec.nodeName puts the pod on a cordoned node too, as in Kubernetes");
+    assert_eq!(by["pinned-c"], "n-c");
+    let many: Vec<&Value> = all.iter().filter(|p| p["metadata"]["labels"]["app"] == "many").collect();
+    assert_eq!(many.len(), 6);
+    assert!(many.iter().all(|p| node_of(p) != "n-a"), "no scheduled pod on the cordoned node: {by:?}");
+    assert!(many.iter().any(|p| node_of(p) == "n-b") && many.iter().any(|p| node_of(p) == "n-c"), "{by:?}");
+
+    // hostPort 8080: one pod per schedulable node; the third has nowhere to go.
+    let hp = |name: &str| {
+        format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, labels: {{app: hp}}}}\nspec:\n  containers: [{{name: c, image: busybox, ports: [{{containerPort: 80, hostPort: 8080}}]}}]\n")
+    };
+    apply(&e.kc, &format!("{}---\n{}---\n{}", hp("hp-1"), hp("hp-2"), hp("hp-3")));
+    let kube = e.kube.clone();
+    wait_until("two hostPort pods placed", 30, || {
+        let kube = kube.clone();
+        async move { pods(&kube, "default", "app=hp").await.iter().filter(|p| !node_of(p).is_empty()).count() == 2 }
+    })
+    .await;
+    let hps = pods(&e.kube, "default", "app=hp").await;
+    let mut placed: Vec<String> = hps.iter().map(node_of).filter(|n| !n.is_empty()).collect();
+    placed.sort();
+    assert_eq!(placed, vec!["n-b", "n-c"], "hostPort pods never share a node, and avoid the cordoned one");
+    let waiting = name_of(hps.iter().find(|p| node_of(p).is_empty()).unwrap());
+    let msg = unschedulable_message(&e.kube, &waiting).await;
+    assert!(msg.contains("0/3 nodes are available"), "{msg}");
+    assert!(msg.contains("2 node(s) didn't have free ports for the requested pod ports"), "{msg}");
+    assert!(msg.contains("1 node(s) were unschedulable"), "{msg}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(node_of(&e.kube.get(&format!("/api/v1/namespaces/default/pods/{waiting}")).await.unwrap().body), "", "it keeps waiting");
+
+    // Uncordon: the waiting pod is retried and lands on the node that opened up.
+    k(&e.kc, &["uncordon", "n-a"]);
+    let kube = e.kube.clone();
+    let path = format!("/api/v1/namespaces/default/pods/{waiting}");
+    wait_until("the waiting hostPort pod to land on n-a", 30, || {
+        let (kube, path) = (kube.clone(), path.clone());
+        async move { node_of(&kube.get(&path).await.unwrap().body) == "n-a" }
+    })
+    .await;
+}
+
+/// Required pod affinity puts pods in the topology domain of the pods they follow (and a pod
+/// following nobody waits, saying why); a DoNotSchedule topology spread keeps the skew within
+/// maxSkew even where plain scoring would not, and never uses a node without the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_honours_pod_affinity_and_topology_spread() {
+    let e = env(1, &[]).await;
+    let nodes = vec![
+        SimNode::new("r1").label("topology.kubernetes.io/zone", "a").label("rack", "x"),
+        SimNode::new("r2").label("topology.kubernetes.io/zone", "b").label("rack", "y"),
+        SimNode::new("r3").label("topology.kubernetes.io/zone", "b").label("rack", "y"),
+        SimNode::new("norack").label("topology.kubernetes.io/zone", "c"),
+    ];
+    let _sim = SimNodes::start(e.kube.clone(), nodes, Duration::from_secs(5), true).await.unwrap();
+    let docs = r#"
+apiVersion: v1
+kind: Pod
+metadata: {name: anchor, labels: {app: anchor}}
+spec:
+  nodeSelector: {kubernetes.io/hostname: r1}
+  containers: [{name: c, image: busybox}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: follow}
+spec:
+  replicas: 3
+  selector: {matchLabels: {app: follow}}
+  template:
+    metadata: {labels: {app: follow}}
+    spec:
+      affinity:
+        podAffinity:
+          requiredDuringSchedulingIgnoredDuringExecution: [{labelSelector: {matchLabels: {app: anchor}}, topologyKey: topology.kubernetes.io/zone}]
+      containers: [{name: c, image: busybox}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: lonely}
+spec:
+  affinity:
+    podAffinity:
+      requiredDuringSchedulingIgnoredDuringExecution: [{labelSelector: {matchLabels: {app: nobody}}, topologyKey: topology.kubernetes.io/zone}]
+  containers: [{name: c, image: busybox}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: spread}
+spec:
+  replicas: 6
+  selector: {matchLabels: {app: spread}}
+  template:
+    metadata: {labels: {app: spread}}
+    spec:
+      topologySpreadConstraints: [{maxSkew: 1, topologyKey: rack, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {app: spread}}}]
+      containers: [{name: c, image: busybox}]
+"#;
+    apply(&e.kc, docs);
+    let kube = e.kube.clone();
+    wait_until("the anchor, its followers and the spread pods to run", 30, || {
+        let kube = kube.clone();
+        async move {
+            let all = pods(&kube, "default", "").await;
+            all.iter().filter(|p| phase(p) == "Running").count() == 10
+        }
+    })
+    .await;
+    let all = pods(&e.kube, "default", "").await;
+    assert_eq!(node_of(all.iter().find(|p| name_of(p) == "anchor").unwrap()), "r1");
+    let followers: Vec<String> = all.iter().filter(|p| p["metadata"]["labels"]["app"] == "follow").map(node_of).collect();
+    assert_eq!(followers, vec!["r1"; 3], "zone a has one node, the anchor's: every follower goes there");
+    let spread: Vec<String> = all.iter().filter(|p| p["metadata"]["labels"]["app"] == "spread").map(node_of).collect();
+    assert_eq!(spread.len(), 6);
+    let in_x = spread.iter().filter(|n| *n == "r1").count();
+    let in_y = spread.iter().filter(|n| *n == "r2" || *n == "r3").count();
+    assert!(!spread.iter().any(|n| n == "norack"), "a node without the topology key is never used: {spread:?}");
+    assert_eq!((in_x, in_y), (3, 3), "maxSkew 1 over racks x (1 node) and y (2 nodes): {spread:?}");
+    // The pod whose affinity matches no pod waits and says why.
+    let msg = unschedulable_message(&e.kube, "lonely").await;
+    assert!(msg.contains("0/4 nodes are available") && msg.contains("didn't match pod affinity rules"), "{msg}");
+
+    // Once the anchor is gone a new follower has nothing to follow, though its siblings still run
+    // in zone a: the affinity is to the anchor's pods, evaluated against the pods there now.
+    k(&e.kc, &["delete", "pod", "anchor", "--grace-period=0", "--force"]);
+    let kube = e.kube.clone();
+    wait_until("the anchor to go", 20, || {
+        let kube = kube.clone();
+        async move { kube.get("/api/v1/namespaces/default/pods/anchor").await.unwrap().status == 404 }
+    })
+    .await;
+    apply(
+        &e.kc,
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: late-follower}\nspec:\n  affinity:\n    podAffinity:\n      requiredDuringSchedulingIgnoredDuringExecution: [{labelSelector: {matchLabels: {app: anchor}}, topologyKey: topology.kubernetes.io/zone}]\n  containers: [{name: c, image: busybox}]\n",
+    );
+    let msg = unschedulable_message(&e.kube, "late-follower").await;
+    assert!(msg.contains("didn't match pod affinity rules"), "{msg}");
+}
+
+/// `rkube cluster transfer-leader`: the controllers stop on the old leader and start on the new
+/// one, which then does the work (a ReplicaSet created after the transfer gets its pods).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn controllers_follow_a_leadership_transfer() {
+    let e = env(3, &[]).await;
+    let log = |i: usize| std::fs::read_to_string(&e.cluster.masters[i].log).unwrap_or_default();
+    // Whether a master's log says its controllers run now: started, and not stopped since.
+    let running = |text: &str| {
+        let started = text.rfind("became leader: starting the scheduler and controllers");
+        started.is_some() && started > text.rfind("lost leadership: stopping the scheduler and controllers")
+    };
+    let old = e.cluster.wait_leader(Duration::from_secs(5)).await.unwrap();
+    wait_until("the leader to start its controllers", 20, || {
+        let on = running(&log(old));
+        async move { on }
+    })
+    .await;
+    for i in (0..3).filter(|i| *i != old) {
+        assert!(!running(&log(i)), "only the leader runs controllers (master {i})");
+    }
+    let new = (old + 1) % 3;
+    // The simulated nodes talk to the third master, which never leads here.
+    let third = (old + 2) % 3;
+    let kc = e.cluster.wait_api(third, Duration::from_secs(30)).await.unwrap();
+    let kube = KubeClient::from_kubeconfig(&kc).unwrap();
+    let nodes: Vec<SimNode> = (0..3).map(|i| SimNode::new(format!("n{i}"))).collect();
+    let _sim = SimNodes::start(kube.clone(), nodes, Duration::from_secs(2), true).await.unwrap();
+
+    let out = e
+        .cluster
+        .cli(&["cluster", "transfer-leader", "--to", &e.cluster.masters[new].node_id.to_string(), "--server", &e.cluster.masters[old].url])
+        .unwrap();
+    assert!(out.contains("leader is now"), "{out}");
+    assert_eq!(e.cluster.wait_leader(Duration::from_secs(5)).await.unwrap(), new);
+    wait_until("the old leader to stop its controllers and the new one to start them", 20, || {
+        let moved = !running(&log(old)) && running(&log(new));
+        async move { moved }
+    })
+    .await;
+    assert!(!running(&log(third)), "the third master runs no controllers");
+
+    apply(
+        &kc,
+        "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: after-transfer}\nspec:\n  replicas: 3\n  selector: {matchLabels: {app: after}}\n  template:\n    metadata: {labels: {app: after}}\n    spec: {containers: [{name: c, image: busybox}]}\n",
+    );
+    wait_until("the new leader's controllers and scheduler to run the ReplicaSet's pods", 30, || {
+        let kube = kube.clone();
+        async move {
+            let ps = pods(&kube, "default", "app=after").await;
+            ps.len() == 3 && ps.iter().all(|p| phase(p) == "Running" && !node_of(p).is_empty())
+        }
+    })
+    .await;
+    assert_eq!(k(&kc, &["get", "rs", "after-transfer", "-o", "jsonpath={.status.readyReplicas}"]), "3");
+    // Only the new leader ran them: the old one stayed stopped, the third never started.
+    assert!(!running(&log(old)), "the old leader did not restart its controllers");
+    assert!(running(&log(new)) && !running(&log(third)));
+}

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chaos::{Cluster, ClusterOptions};
+use chaos::{Cluster, ClusterOptions, KubeClient};
+use serde_json::{Value, json};
 
 const MANIFEST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/manifests/all.yaml");
 
@@ -435,4 +436,517 @@ async fn kubectl_create_commands_send_protobuf() {
     k(kc, &["set", "env", "deployment/d1", "-n", "pb", "MODE=fast"]);
     assert!(k(kc, &["get", "deploy", "d1", "-n", "pb", "-o", "jsonpath={.spec.template.spec.containers[0].env}"]).contains("fast"));
     k(kc, &["delete", "ns", "pb"]);
+}
+
+// ------------------------------------------------------------------------------------------
+// Raw API requests: subresources, field validation, watch parameters, deletion.
+// ------------------------------------------------------------------------------------------
+
+fn kube(kc: &Path) -> KubeClient {
+    KubeClient::from_kubeconfig(kc).unwrap()
+}
+
+/// Sends a request with the kubeconfig's token: HTTP status, `Warning` headers, JSON body
+/// (`Null` when the body is not JSON).
+async fn send(kube: &KubeClient, req: reqwest::RequestBuilder) -> (u16, Vec<String>, Value) {
+    let r = req.bearer_auth(&kube.token).timeout(Duration::from_secs(20)).send().await.expect("the request reaches the server");
+    let status = r.status().as_u16();
+    let warnings = r.headers().get_all("warning").iter().map(|v| v.to_str().unwrap_or("").to_string()).collect();
+    let bytes = r.bytes().await.expect("the body arrives");
+    (status, warnings, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+/// A failure answered the Kubernetes way: a Status with the HTTP code and a message.
+fn assert_failure_status(code: u16, body: &Value, what: &str) {
+    assert!(code >= 400, "{what}: expected a failure, got {code} {body}");
+    assert_eq!(body["kind"], "Status", "{what}: {body}");
+    assert_eq!(body["status"], "Failure", "{what}: {body}");
+    assert_eq!(body["code"], code, "{what}: {body}");
+    assert!(body["message"].as_str().is_some_and(|m| m.len() > 10), "{what}: the Status says why: {body}");
+}
+
+async fn wait_for<F, Fut>(what: &str, secs: u64, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out after {secs}s waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// kubectl's exit status, stdout and stderr (warnings go to stderr).
+fn kubectl_full(kc: &Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kc)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kubectl is installed");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// A pod the scheduler leaves alone: its node selector matches no node.
+fn unschedulable_pod(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  nodeSelector: {{e2e.rkube.io/none: \"true\"}}\n  containers: [{{name: c, image: busybox}}]\n")
+}
+
+/// `pods/log`, `pods/exec` and `pods/attach` need a node agent to reach the container. For a pod
+/// that no agent serves — not bound to any node, or bound to a Node object nothing runs behind —
+/// each fails with a Status that says why (never hangs), kubectl reports it, and the server
+/// keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_log_exec_attach_without_an_agent_fail_with_a_status() {
+    let (_c, kc) = one_master().await;
+    let kube = kube(&kc);
+    let manifest = format!(
+        "apiVersion: v1\nkind: Node\nmetadata: {{name: no-agent}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: bound, namespace: default}}\nspec:\n  nodeName: no-agent\n  containers: [{{name: c, image: busybox}}]\n---\n{}",
+        unschedulable_pod("unbound")
+    );
+    kubectl_in(&kc, &["apply", "-f", "-"], Some(&manifest)).unwrap();
+    assert_eq!(k(&kc, &["get", "pod", "bound", "-o", "jsonpath={.spec.nodeName}"]), "no-agent");
+    let base = format!("{}/api/v1/namespaces/default/pods", kube.base);
+    for pod in ["bound", "unbound"] {
+        for (method, sub) in [
+            ("GET", "log"),
+            ("GET", "log?container=c&follow=true&tailLines=10"),
+            ("POST", "exec?command=true&container=c&stdout=true&stderr=true"),
+            ("GET", "exec?command=true&container=c&stdout=true"),
+            ("POST", "attach?container=c&stdout=true"),
+            ("GET", "attach?container=c&stdout=true"),
+        ] {
+            let url = format!("{base}/{pod}/{sub}");
+            let req = if method == "GET" { kube.http.get(&url) } else { kube.http.post(&url) };
+            let started = Instant::now();
+            let (code, _, body) = send(&kube, req).await;
+            assert_failure_status(code, &body, &format!("{method} {pod}/{sub}"));
+            assert!(started.elapsed() < Duration::from_secs(10), "{method} {pod}/{sub} answered at once");
+            if pod == "unbound" {
+                // Kubernetes' answer: there is no node to ask.
+                assert_eq!(code, 400, "{method} {pod}/{sub}: {body}");
+                assert!(body["message"].as_str().unwrap().contains("does not have a host assigned"), "{body}");
+            }
+        }
+    }
+    // The subresources of a pod that does not exist are 404.
+    let (code, _, body) = send(&kube, kube.http.get(format!("{base}/nope/log"))).await;
+    assert_eq!(code, 404, "{body}");
+    assert_eq!(body["reason"], "NotFound", "{body}");
+    // kubectl prints the server's reason and exits non-zero.
+    for args in [&["logs", "bound", "--request-timeout=10s"][..], &["logs", "unbound", "--request-timeout=10s"], &["exec", "bound", "--request-timeout=10s", "--", "true"]] {
+        let started = Instant::now();
+        let err = k_err(&kc, args);
+        assert!(err.contains("rror"), "kubectl {}: {err}", args.join(" "));
+        assert!(started.elapsed() < Duration::from_secs(15), "kubectl {} did not hang", args.join(" "));
+    }
+    assert!(k(&kc, &["get", "pods", "-o", "name"]).contains("pod/unbound"), "the server still serves");
+}
+
+/// `pods/binding` (the scheduler's write) through HTTP: a Binding assigns the pod to the node
+/// once; a second Binding is a 409 Conflict and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pods_binding_assigns_a_node_exactly_once() {
+    let (_c, kc) = one_master().await;
+    let kube = kube(&kc);
+    kubectl_in(&kc, &["apply", "-f", "-"], Some(&unschedulable_pod("to-bind"))).unwrap();
+    let binding = |pod: &str, node: &str| {
+        json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": pod}, "target": {"apiVersion": "v1", "kind": "Node", "name": node}})
+    };
+    let path = "/api/v1/namespaces/default/pods/to-bind/binding";
+    let r = kube.post(path, &binding("to-bind", "node-a")).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.body["kind"], "Status", "{}", r.body);
+    assert_eq!(r.body["status"], "Success", "{}", r.body);
+    let pod = kube.get("/api/v1/namespaces/default/pods/to-bind").await.unwrap().body;
+    assert_eq!(pod["spec"]["nodeName"], "node-a", "{pod}");
+    let scheduled = pod["status"]["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "PodScheduled").cloned());
+    assert_eq!(scheduled.as_ref().map(|c| c["status"].clone()), Some(json!("True")), "{pod}");
+    let rv = pod["metadata"]["resourceVersion"].clone();
+
+    // A second binding is refused and leaves the pod where it is.
+    let r = kube.post(path, &binding("to-bind", "node-b")).await.unwrap();
+    assert_failure_status(r.status, &r.body, "second binding");
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.body["reason"], "Conflict", "{}", r.body);
+    assert!(r.body["message"].as_str().unwrap().contains("already assigned"), "{}", r.body);
+    let pod = kube.get("/api/v1/namespaces/default/pods/to-bind").await.unwrap().body;
+    assert_eq!(pod["spec"]["nodeName"], "node-a");
+    assert_eq!(pod["metadata"]["resourceVersion"], rv, "the refused binding wrote nothing");
+    assert_eq!(k(&kc, &["get", "pod", "to-bind", "-o", "jsonpath={.spec.nodeName}"]), "node-a");
+
+    // A binding without a target, and one for a pod that does not exist.
+    let r = kube.post(path, &json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "to-bind"}, "target": {}})).await.unwrap();
+    assert_failure_status(r.status, &r.body, "binding without a target");
+    assert_eq!(r.status, 422, "{}", r.body);
+    let r = kube.post("/api/v1/namespaces/default/pods/ghost/binding", &binding("ghost", "node-a")).await.unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.body["reason"], "NotFound", "{}", r.body);
+}
+
+/// `fieldValidation`: Warn (also the default) stores the object without the unknown field and
+/// says so in a `Warning` header; Ignore stores it silently; Strict refuses it with a 400 Status.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn field_validation_strict_warn_and_ignore() {
+    let (_c, kc) = one_master().await;
+    let kube = kube(&kc);
+    let coll = format!("{}/api/v1/namespaces/default/configmaps", kube.base);
+    let cm = |name: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "1"}, "bogus": 1});
+    let unknown_warning = |ws: &[String]| ws.iter().any(|w| w.starts_with("299 ") && w.contains("unknown field") && w.contains("bogus"));
+
+    for (query, name) in [("?fieldValidation=Warn", "fv-warn"), ("", "fv-default")] {
+        let (code, warnings, body) = send(&kube, kube.http.post(format!("{coll}{query}")).json(&cm(name))).await;
+        assert_eq!(code, 201, "{name}: {body}");
+        assert!(unknown_warning(&warnings), "{name}: a Warning header names the field: {warnings:?}");
+        let stored = kube.get(&format!("/api/v1/namespaces/default/configmaps/{name}")).await.unwrap();
+        assert_eq!(stored.status, 200, "{name} is stored");
+        assert_eq!(stored.body["data"]["a"], "1");
+        assert!(stored.body.get("bogus").is_none(), "the unknown field is dropped: {}", stored.body);
+    }
+
+    let (code, warnings, body) = send(&kube, kube.http.post(format!("{coll}?fieldValidation=Ignore")).json(&cm("fv-ignore"))).await;
+    assert_eq!(code, 201, "{body}");
+    assert!(warnings.is_empty(), "Ignore is silent: {warnings:?}");
+    let stored = kube.get("/api/v1/namespaces/default/configmaps/fv-ignore").await.unwrap();
+    assert_eq!(stored.status, 200);
+    assert!(stored.body.get("bogus").is_none(), "{}", stored.body);
+
+    let (code, _, body) = send(&kube, kube.http.post(format!("{coll}?fieldValidation=Strict")).json(&cm("fv-strict"))).await;
+    assert_failure_status(code, &body, "strict create");
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(body["reason"], "BadRequest", "{body}");
+    assert!(body["message"].as_str().unwrap().contains(r#"unknown field "bogus""#), "{body}");
+    assert_eq!(kube.get("/api/v1/namespaces/default/configmaps/fv-strict").await.unwrap().status, 404, "nothing stored");
+
+    // Strict applies to updates and patches too, and the object stays as it was.
+    let mut cur = kube.get("/api/v1/namespaces/default/configmaps/fv-ignore").await.unwrap().body;
+    let rv = cur["metadata"]["resourceVersion"].clone();
+    cur["data"]["a"] = json!("2");
+    cur["bogus"] = json!(true);
+    let (code, _, body) = send(&kube, kube.http.put(format!("{coll}/fv-ignore?fieldValidation=Strict")).json(&cur)).await;
+    assert_failure_status(code, &body, "strict update");
+    assert_eq!(code, 400, "{body}");
+    let patch = kube
+        .http
+        .patch(format!("{coll}/fv-ignore?fieldValidation=Strict"))
+        .header("content-type", "application/merge-patch+json")
+        .body(r#"{"data":{"a":"3"},"metadata":{"bogusMeta":1}}"#);
+    let (code, _, body) = send(&kube, patch).await;
+    assert_failure_status(code, &body, "strict patch");
+    assert_eq!(code, 400, "{body}");
+    let now = kube.get("/api/v1/namespaces/default/configmaps/fv-ignore").await.unwrap().body;
+    assert_eq!(now["metadata"]["resourceVersion"], rv, "refused writes change nothing");
+    assert_eq!(now["data"]["a"], "1");
+    // With Warn the same update goes through, with the warning.
+    let (code, warnings, body) = send(&kube, kube.http.put(format!("{coll}/fv-ignore?fieldValidation=Warn")).json(&cur)).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(unknown_warning(&warnings), "{warnings:?}");
+    assert_eq!(body["data"]["a"], "2");
+    // An unknown policy is a 400.
+    let (code, _, body) = send(&kube, kube.http.post(format!("{coll}?fieldValidation=Loud")).json(&cm("fv-loud"))).await;
+    assert_failure_status(code, &body, "unknown policy");
+    assert_eq!(code, 400, "{body}");
+
+    // kubectl's --validate=warn relays the server's warning and creates the object.
+    let (ok, out, err) = kubectl_full(&kc, &["create", "--validate=warn", "-f", "-"], "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fv-kubectl, namespace: default}\nbogus: 1\n");
+    assert!(ok, "{out}{err}");
+    assert!(err.contains("unknown field") && err.contains("bogus"), "kubectl prints the warning: {err}");
+    assert!(k(&kc, &["get", "cm", "fv-kubectl", "-o", "name"]).contains("configmap/fv-kubectl"));
+}
+
+/// Reads a watch to its end (or 30 s): each event with the seconds since the request, and the
+/// seconds until the server ended the stream.
+async fn read_watch(kube: &KubeClient, path_and_query: &str) -> (Vec<(f64, Value)>, f64) {
+    let started = Instant::now();
+    let mut resp = kube.http.get(format!("{}{path_and_query}", kube.base)).bearer_auth(&kube.token).send().await.expect("watch request");
+    assert_eq!(resp.status().as_u16(), 200, "watch {path_and_query}");
+    let mut events = Vec::new();
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, resp.chunk()).await.expect("the server ends the watch").expect("watch stream");
+        let Some(chunk) = chunk else { break };
+        buf.extend_from_slice(&chunk);
+        while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = buf.drain(..=pos).collect();
+            let ev: Value = serde_json::from_slice(&line).unwrap_or_else(|e| panic!("not a watch event ({e}): {}", String::from_utf8_lossy(&line)));
+            events.push((started.elapsed().as_secs_f64(), ev));
+        }
+    }
+    (events, started.elapsed().as_secs_f64())
+}
+
+fn rv_of(v: &Value) -> u64 {
+    v.pointer("/metadata/resourceVersion").and_then(|r| r.as_str()).and_then(|r| r.parse().ok()).unwrap_or_else(|| panic!("no resourceVersion in {v}"))
+}
+
+/// `timeoutSeconds` ends a watch when it says; `allowWatchBookmarks` brings BOOKMARK events
+/// (periodically, and when the server ends the watch) carrying a resourceVersion to resume
+/// from; without it there are none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_bookmarks_and_timeout_seconds() {
+    let (_c, kc) = one_master().await;
+    let kube = kube(&kc);
+    let list = kube.get("/api/v1/namespaces/default/configmaps").await.unwrap();
+    let rv = list.body["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+    let path = format!("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}");
+    let (short_q, plain_q, long_q) = (
+        format!("{path}&allowWatchBookmarks=true&timeoutSeconds=2"),
+        format!("{path}&timeoutSeconds=2"),
+        format!("{path}&allowWatchBookmarks=true&timeoutSeconds=8"),
+    );
+    let (short, plain, long, created) = tokio::join!(
+        read_watch(&kube, &short_q),
+        read_watch(&kube, &plain_q),
+        read_watch(&kube, &long_q),
+        async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let r = kube.post("/api/v1/namespaces/default/configmaps", &json!({"metadata": {"name": "during-watch"}, "data": {"v": "1"}})).await.unwrap();
+            assert_eq!(r.status, 201, "{}", r.body);
+            rv_of(&r.body)
+        },
+    );
+    let added = |events: &[(f64, Value)]| events.iter().any(|(_, e)| e["type"] == "ADDED" && e["object"]["metadata"]["name"] == "during-watch");
+    let bookmarks = |events: &[(f64, Value)]| -> Vec<(f64, Value)> { events.iter().filter(|(_, e)| e["type"] == "BOOKMARK").cloned().collect() };
+    for (events, _) in [&short, &plain, &long] {
+        assert!(added(events), "every watch sees the create: {events:?}");
+    }
+    // timeoutSeconds=2: the server ends both short watches after about 2 s.
+    for (name, (events, secs)) in [("bookmarks", &short), ("plain", &plain)] {
+        assert!((1.8..5.0).contains(secs), "{name}: the 2 s watch ended after {secs:.2}s: {events:?}");
+    }
+    assert!(bookmarks(&plain.0).is_empty(), "no BOOKMARK unless asked: {:?}", plain.0);
+    let bm = bookmarks(&short.0);
+    assert!(!bm.is_empty(), "a BOOKMARK before the server ends the watch: {:?}", short.0);
+    let last = &short.0.last().unwrap().1;
+    assert_eq!(last["type"], "BOOKMARK", "the last event tells where to resume: {last}");
+    for (_, b) in &bm {
+        assert_eq!(b["object"]["kind"], "ConfigMap", "{b}");
+        assert_eq!(b["object"]["apiVersion"], "v1", "{b}");
+        assert!(rv_of(&b["object"]) >= created, "a bookmark after the create is at or past its revision: {b}");
+    }
+    // The 8 s watch gets a periodic bookmark before its end, and ends after about 8 s.
+    let (events, secs) = &long;
+    assert!((7.8..11.0).contains(secs), "the 8 s watch ended after {secs:.2}s");
+    let periodic: Vec<_> = bookmarks(events).into_iter().filter(|(t, _)| *t < 7.5).collect();
+    assert!(!periodic.is_empty(), "a periodic BOOKMARK on an idle watch: {events:?}");
+    assert!(rv_of(&periodic[0].1["object"]) >= created, "{:?}", periodic[0]);
+    // A watch resumed from the last bookmark sees nothing it already saw.
+    let resume = rv_of(&last["object"]);
+    let (again, _) = read_watch(&kube, &format!("/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={resume}&timeoutSeconds=1")).await;
+    assert!(!added(&again), "resuming from the bookmark replays nothing: {again:?}");
+}
+
+/// Graceful deletion: an object with a finalizer stays, with a deletionTimestamp, until the
+/// finalizer is removed; a bound pod deleted with a grace period stays until it is deleted with
+/// grace 0 (what its node agent does); an unbound pod goes at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_waits_for_finalizers_and_grace_periods() {
+    let (_c, kc) = one_master().await;
+    let kube = kube(&kc);
+    let manifest = format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: held, namespace: default, finalizers: [e2e.rkube.io/hold]}}\ndata: {{a: \"1\"}}\n---\napiVersion: v1\nkind: Pod\nmetadata: {{name: graceful, namespace: default}}\nspec:\n  nodeName: far-away\n  containers: [{{name: c, image: busybox}}]\n---\n{}",
+        unschedulable_pod("quick")
+    );
+    kubectl_in(&kc, &["apply", "-f", "-"], Some(&manifest)).unwrap();
+    let cm = "/api/v1/namespaces/default/configmaps/held";
+
+    // A dry run changes nothing.
+    let (code, _, body) = send(&kube, kube.http.delete(format!("{}{cm}?dryRun=All", kube.base))).await;
+    assert!(code == 200 || code == 202, "{body}");
+    assert!(kube.get(cm).await.unwrap().body["metadata"].get("deletionTimestamp").is_none(), "dry run wrote nothing");
+
+    let r = kube.delete(cm).await.unwrap();
+    assert!(r.status == 200 || r.status == 202, "{} {}", r.status, r.body);
+    assert!(r.body["metadata"]["deletionTimestamp"].is_string(), "{}", r.body);
+    let held = kube.get(cm).await.unwrap();
+    assert_eq!(held.status, 200, "the object stays while it has a finalizer");
+    let ts = held.body["metadata"]["deletionTimestamp"].clone();
+    assert!(ts.is_string(), "{}", held.body);
+    assert_eq!(held.body["metadata"]["finalizers"], json!(["e2e.rkube.io/hold"]));
+    // Deleting again changes nothing; other updates still work.
+    let again = kube.delete(cm).await.unwrap();
+    assert!(again.status == 200 || again.status == 202, "{}", again.body);
+    assert_eq!(kube.get(cm).await.unwrap().body["metadata"]["deletionTimestamp"], ts);
+    let r = kube.patch(cm, &json!({"metadata": {"labels": {"still": "editable"}}})).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(k(&kc, &["get", "cm", "held", "-o", "jsonpath={.metadata.labels.still}"]), "editable");
+    // Removing the finalizer completes the deletion.
+    let r = kube.patch(cm, &json!({"metadata": {"finalizers": null}})).await.unwrap();
+    assert!(r.ok(), "{}", r.body);
+    assert_eq!(kube.get(cm).await.unwrap().status, 404, "gone once its finalizers are");
+
+    // A bound pod: graceful.
+    let pod = "/api/v1/namespaces/default/pods/graceful";
+    let (code, _, body) = send(&kube, kube.http.delete(format!("{}{pod}?gracePeriodSeconds=30", kube.base))).await;
+    assert!(code == 200 || code == 202, "{body}");
+    let p = kube.get(pod).await.unwrap();
+    assert_eq!(p.status, 200, "a bound pod waits for its node to stop it");
+    assert_eq!(p.body["metadata"]["deletionGracePeriodSeconds"], 30, "{}", p.body);
+    let deadline: jiff::Timestamp = p.body["metadata"]["deletionTimestamp"].as_str().unwrap().parse().unwrap();
+    let in_secs = deadline.duration_since(jiff::Timestamp::now()).as_secs();
+    assert!((20..=31).contains(&in_secs), "deletionTimestamp is the end of the grace period ({in_secs}s from now)");
+    let (code, _, body) = send(&kube, kube.http.delete(format!("{}{pod}?gracePeriodSeconds=0", kube.base))).await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(kube.get(pod).await.unwrap().status, 404, "grace 0 deletes it");
+    // An unbound pod has nothing to stop: it goes at once.
+    let r = kube.delete("/api/v1/namespaces/default/pods/quick").await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(kube.get("/api/v1/namespaces/default/pods/quick").await.unwrap().status, 404);
+}
+
+async fn items(kube: &KubeClient, path: &str) -> Vec<Value> {
+    kube.get(path).await.unwrap().body["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// `propagationPolicy=Foreground`: the owner stays (deletionTimestamp + foregroundDeletion) until
+/// its blocking dependents are gone, all the way down Deployment → ReplicaSet → Pods.
+/// `propagationPolicy=Orphan`: the owner goes, its dependents stay without the reference.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_propagation_foreground_and_orphan() {
+    let (_c, kc) = one_master().await;
+    let kube = kube(&kc);
+    let workload = |kind: &str, name: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: {kind}\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  replicas: 2\n  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      nodeSelector: {{e2e.rkube.io/none: \"true\"}}\n      containers: [{{name: c, image: busybox}}]\n"
+        )
+    };
+    kubectl_in(&kc, &["apply", "-f", "-"], Some(&format!("{}---\n{}", workload("Deployment", "fg"), workload("ReplicaSet", "orph")))).unwrap();
+    let pods_of = |app: &'static str| {
+        let kube = kube.clone();
+        async move { items(&kube, &format!("/api/v1/namespaces/default/pods?labelSelector=app%3D{app}")).await }
+    };
+    let rs_of_fg = || {
+        let kube = kube.clone();
+        async move { items(&kube, "/apis/apps/v1/namespaces/default/replicasets?labelSelector=app%3Dfg").await }
+    };
+    wait_for("the pods of both workloads", 20, || async move { pods_of("fg").await.len() == 2 && pods_of("orph").await.len() == 2 }).await;
+
+    // Foreground: hold one pod with a finalizer, so the chain must wait for it.
+    let fg_pods = pods_of("fg").await;
+    let held = fg_pods[0]["metadata"]["name"].as_str().unwrap().to_string();
+    let held_path = format!("/api/v1/namespaces/default/pods/{held}");
+    let r = kube.patch(&held_path, &json!({"metadata": {"finalizers": ["e2e.rkube.io/hold"]}})).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let dep = "/apis/apps/v1/namespaces/default/deployments/fg";
+    let (code, _, body) = send(&kube, kube.http.delete(format!("{}{dep}?propagationPolicy=Foreground", kube.base))).await;
+    assert!(code == 200 || code == 202, "{body}");
+    assert!(body["metadata"]["deletionTimestamp"].is_string(), "{body}");
+    assert!(body["metadata"]["finalizers"].as_array().is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion")), "{body}");
+    let held_name = held.clone();
+    wait_for("the dependents to be deleted, the held pod to wait", 20, || {
+        let held = held_name.clone();
+        async move {
+        let pods = pods_of("fg").await;
+        let rs = rs_of_fg().await;
+        pods.len() == 1
+            && pods[0]["metadata"]["name"] == held.as_str()
+            && pods[0]["metadata"]["deletionTimestamp"].is_string()
+            && rs.len() == 1
+            && rs[0]["metadata"]["deletionTimestamp"].is_string()
+        }
+    })
+    .await;
+    // While the held pod exists, its owners stay, each waiting in the foreground.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rs = rs_of_fg().await;
+    assert_eq!(rs.len(), 1, "the ReplicaSet waits for its pod");
+    assert!(rs[0]["metadata"]["finalizers"].as_array().is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion")), "{}", rs[0]);
+    let d = kube.get(dep).await.unwrap();
+    assert_eq!(d.status, 200, "the Deployment waits for its ReplicaSet");
+    assert!(d.body["metadata"]["finalizers"].as_array().is_some_and(|f| f.iter().any(|x| x == "foregroundDeletion")), "{}", d.body);
+    assert_eq!(pods_of("fg").await.len(), 1, "no replacement pods for an owner being deleted");
+    // Release the pod: the whole chain goes.
+    let r = kube.patch(&held_path, &json!({"metadata": {"finalizers": null}})).await.unwrap();
+    assert!(r.ok(), "{}", r.body);
+    wait_for("the pod, the ReplicaSet and the Deployment to go", 20, || {
+        let kube = kube.clone();
+        async move { pods_of("fg").await.is_empty() && rs_of_fg().await.is_empty() && kube.get(dep).await.unwrap().status == 404 }
+    })
+    .await;
+
+    // Orphan: the ReplicaSet goes, its pods stay without an owner reference.
+    let rs = "/apis/apps/v1/namespaces/default/replicasets/orph";
+    let before: Vec<String> = pods_of("orph").await.iter().map(|p| p["metadata"]["uid"].as_str().unwrap().to_string()).collect();
+    let (code, _, body) = send(&kube, kube.http.delete(format!("{}{rs}?propagationPolicy=Orphan", kube.base))).await;
+    assert!(code == 200 || code == 202, "{body}");
+    wait_for("the orphaning ReplicaSet to go", 20, || {
+        let kube = kube.clone();
+        async move { kube.get(rs).await.unwrap().status == 404 }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = pods_of("orph").await;
+    let mut uids: Vec<String> = after.iter().map(|p| p["metadata"]["uid"].as_str().unwrap().to_string()).collect();
+    let mut want = before.clone();
+    uids.sort();
+    want.sort();
+    assert_eq!(uids, want, "the same pods stay");
+    for p in &after {
+        assert!(p["metadata"]["deletionTimestamp"].is_null(), "{p}");
+        assert!(p["metadata"]["ownerReferences"].as_array().is_none_or(|o| o.is_empty()), "the reference to the owner is removed: {p}");
+    }
+}
+
+/// The `scale` subresource of deployments, replicasets and statefulsets: GET a Scale, PUT one
+/// back (optimistic concurrency on its resourceVersion, field validation on its body), PATCH it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scale_subresource_get_put_and_patch() {
+    let (_c, kc) = one_master().await;
+    let kube = kube(&kc);
+    let workload = |kind: &str, name: &str, extra: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: {kind}\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  replicas: 1\n{extra}  selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    spec:\n      nodeSelector: {{e2e.rkube.io/none: \"true\"}}\n      containers: [{{name: c, image: busybox}}]\n"
+        )
+    };
+    let manifest = [workload("Deployment", "sd", ""), workload("ReplicaSet", "srs", ""), workload("StatefulSet", "ssts", "  serviceName: ssts\n")].join("---\n");
+    kubectl_in(&kc, &["apply", "-f", "-"], Some(&manifest)).unwrap();
+    for (path, app) in [
+        ("/apis/apps/v1/namespaces/default/deployments/sd", "sd"),
+        ("/apis/apps/v1/namespaces/default/replicasets/srs", "srs"),
+        ("/apis/apps/v1/namespaces/default/statefulsets/ssts", "ssts"),
+    ] {
+        let scale_path = format!("{path}/scale");
+        let s = kube.get(&scale_path).await.unwrap();
+        assert_eq!(s.status, 200, "{}", s.body);
+        assert_eq!((s.body["kind"].as_str(), s.body["apiVersion"].as_str()), (Some("Scale"), Some("autoscaling/v1")), "{}", s.body);
+        assert_eq!(s.body["spec"]["replicas"], 1, "{}", s.body);
+        assert!(s.body["status"]["selector"].as_str().is_some_and(|sel| sel.contains(&format!("app={app}"))), "{}", s.body);
+        // PUT a Scale: read, modify, write, again if a controller wrote the object in between
+        // (a Scale carries the object's resourceVersion).
+        let mut attempts = 0;
+        let (body, r) = loop {
+            let mut body = kube.get(&scale_path).await.unwrap().body;
+            body["spec"]["replicas"] = json!(3);
+            let r = kube.put(&scale_path, &body).await.unwrap();
+            attempts += 1;
+            if r.status != 409 || attempts == 10 {
+                break (body, r);
+            }
+        };
+        assert_eq!(r.status, 200, "PUT {scale_path}: {}", r.body);
+        assert_eq!(r.body["kind"], "Scale", "{}", r.body);
+        assert_eq!(r.body["spec"]["replicas"], 3, "{}", r.body);
+        assert_eq!(kube.get(path).await.unwrap().body["spec"]["replicas"], 3);
+        // The same body again carries a stale resourceVersion.
+        let r = kube.put(&scale_path, &body).await.unwrap();
+        assert_eq!(r.status, 409, "stale PUT {scale_path}: {}", r.body);
+        assert_eq!(r.body["reason"], "Conflict", "{}", r.body);
+        // Unknown fields in a Scale body are caught like any other's.
+        let mut bogus = kube.get(&scale_path).await.unwrap().body;
+        bogus["spec"]["bogus"] = json!(1);
+        let (code, _, b) = send(&kube, kube.http.put(format!("{}{scale_path}?fieldValidation=Strict", kube.base)).json(&bogus)).await;
+        assert_eq!(code, 400, "{b}");
+        assert!(b["message"].as_str().unwrap_or("").contains("bogus"), "{b}");
+        // A merge patch of the Scale.
+        let r = kube.patch(&scale_path, &json!({"spec": {"replicas": 0}})).await.unwrap();
+        assert_eq!(r.status, 200, "PATCH {scale_path}: {}", r.body);
+        assert_eq!(kube.get(path).await.unwrap().body["spec"]["replicas"], 0);
+    }
 }

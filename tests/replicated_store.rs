@@ -393,3 +393,148 @@ async fn peer_traffic_uses_mutual_tls() {
     assert!(anonymous.get(format!("https://{}:17001/cluster/v1/status", hosts[0])).send().await.is_err(), "a client without a certificate must be refused");
     assert!(reqwest::get(format!("http://{}:17001/cluster/v1/status", hosts[0])).await.map(|r| !r.status().is_success()).unwrap_or(true));
 }
+
+/// A `rkube dev` process; killed when dropped (also when the test fails).
+struct DevProcess {
+    child: Option<std::process::Child>,
+    log: std::path::PathBuf,
+}
+
+impl DevProcess {
+    fn start(data: &std::path::Path, home: &std::path::Path, listen: &str, api: &str, log: &std::path::Path) -> DevProcess {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let child = std::process::Command::new(chaos::rkube_bin())
+            .arg("dev")
+            .arg("--data-dir")
+            .arg(data)
+            .args(["--listen", listen, "--api-listen", api, "--service-cidr", chaos::harness::TEST_SERVICE_CIDR])
+            // `rkube dev` writes ~/.kube/config when there is none: keep it inside the test.
+            .env("HOME", home)
+            .env("RKUBE_LOG", "info,openraft=error")
+            .stdin(std::process::Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("spawning rkube dev");
+        DevProcess { child: Some(child), log: log.to_path_buf() }
+    }
+
+    fn log_tail(&self) -> String {
+        chaos::harness::tail(&self.log, 30)
+    }
+
+    /// Waits until the API answers through the kubeconfig `rkube dev` wrote.
+    async fn wait_api(&mut self, kubeconfig: &std::path::Path) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("rkube dev exited ({status}) before serving; log:\n{}", self.log_tail());
+            }
+            if kubeconfig.exists()
+                && std::process::Command::new("kubectl").arg("--kubeconfig").arg(kubeconfig).args(["get", "--raw", "/readyz"]).output().is_ok_and(|o| o.status.success())
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "rkube dev did not serve the API within 30s; log:\n{}", self.log_tail());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGTERM, then the exit status (within 15 s).
+    async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(Instant::now() < deadline, "rkube dev did not exit within 15s of SIGTERM; log:\n{}", self.log_tail());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// kubectl with a kubeconfig (`None`: the default one under `home`); stdout, or stderr on failure.
+fn kubectl(home: &std::path::Path, kubeconfig: Option<&std::path::Path>, args: &[&str]) -> Result<String, String> {
+    let mut cmd = std::process::Command::new("kubectl");
+    cmd.env("HOME", home).env_remove("KUBECONFIG");
+    if let Some(kc) = kubeconfig {
+        cmd.arg("--kubeconfig").arg(kc);
+    }
+    let out = cmd.args(args).output().expect("kubectl is installed");
+    if out.status.success() { Ok(String::from_utf8_lossy(&out.stdout).into_owned()) } else { Err(String::from_utf8_lossy(&out.stderr).into_owned()) }
+}
+
+/// `rkube dev`: a one-voter cluster with the Kubernetes API comes up, writes its kubeconfig (and
+/// `~/.kube/config`, which plain `kubectl` then uses), serves kubectl, exits cleanly on SIGTERM,
+/// and restarts from its data dir with the data kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rkube_dev_serves_kubectl_and_stops_on_sigterm() {
+    let dir = tempfile::Builder::new().prefix("rkube-dev-").tempdir().unwrap();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let data = dir.path().join("data");
+    let net: (u8, u8) = (rand::random_range(10..250), rand::random_range(1..250));
+    let listen = format!("127.{}.{}.1:{}", net.0, net.1, chaos::harness::PEER_PORT);
+    let api = format!("127.{}.{}.1:{}", net.0, net.1, chaos::harness::API_PORT);
+    let log = dir.path().join("dev.log");
+    let kc = data.join("admin.kubeconfig");
+
+    let mut dev = DevProcess::start(&data, &home, &listen, &api, &log);
+    dev.wait_api(&kc).await;
+    let text = std::fs::read_to_string(&kc).unwrap();
+    assert!(text.contains(&format!("server: https://{api}")), "{text}");
+    // The default kubeconfig is written too (right after), so kubectl works with no flags.
+    wait_for(|| {
+        let default = home.join(".kube/config");
+        async move { default.exists() }
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(home.join(".kube/config")).unwrap(), text);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ns = kubectl(&home, None, &["get", "ns", "-o", "name"]).unwrap_or_default();
+        if ["default", "kube-system", "kube-public", "kube-node-lease"].iter().all(|n| ns.contains(&format!("namespace/{n}"))) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "kubectl get ns: {ns}; log:\n{}", dev.log_tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let table = kubectl(&home, Some(&kc), &["get", "ns"]).unwrap();
+    assert!(table.starts_with("NAME") && table.contains("Active"), "{table}");
+    kubectl(&home, Some(&kc), &["create", "configmap", "kept", "--from-literal=a=1"]).unwrap();
+    // One voter, and the store API answers the cluster CLI.
+    let status = chaos::harness::run_cli(&chaos::rkube_bin(), &["cluster", "status", "--server", &format!("http://{listen}")]).unwrap();
+    assert!(status.contains("leader:") && status.matches(" voter ").count() == 1, "{status}");
+
+    let exit = dev.terminate().await;
+    assert!(exit.success(), "rkube dev exits cleanly on SIGTERM ({exit}); log:\n{}", dev.log_tail());
+    assert!(kubectl(&home, Some(&kc), &["get", "--raw", "/readyz", "--request-timeout=2s"]).is_err(), "nothing serves after the exit");
+
+    // Restart from the data dir alone: same cluster, same data.
+    let mut dev = DevProcess::start(&data, &home, &listen, &api, &log);
+    dev.wait_api(&kc).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if kubectl(&home, Some(&kc), &["get", "cm", "kept", "-o", "jsonpath={.data.a}"]).is_ok_and(|v| v == "1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the data survives a restart; log:\n{}", dev.log_tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let exit = dev.terminate().await;
+    assert!(exit.success(), "{exit}; log:\n{}", dev.log_tail());
+    let all = std::fs::read_to_string(&log).unwrap();
+    assert!(!all.contains("panicked"), "{all}");
+}

@@ -178,6 +178,16 @@ pub fn find_kind(api_version: &str, kind: &str) -> Option<&'static ResourceInfo>
     resources().iter().find(|r| r.group == group && r.version == version && r.kind == kind)
 }
 
+/// Typed decoders of the bodies subresources take that are no stored resource (so have no
+/// registry entry): `autoscaling/v1` Scale (`PUT .../scale`) and `v1` Binding (`pods/binding`).
+pub fn subresource_round_trip(api_version: &str, kind: &str) -> Option<RoundTrip> {
+    match (api_version, kind) {
+        ("autoscaling/v1", "Scale") => Some(typed!(k8s_openapi::api::autoscaling::v1::Scale).0),
+        ("v1", "Binding") => Some(typed!(core::Binding).0),
+        _ => None,
+    }
+}
+
 /// `apps/v1` → (`apps`, `v1`); `v1` → (``, `v1`).
 pub fn split_api_version(api_version: &str) -> (&str, &str) {
     match api_version.split_once('/') {
@@ -229,5 +239,22 @@ mod tests {
         assert_eq!(back["data"]["k"], "v");
         let bad = serde_json::json!({"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":5}});
         assert!((cm.round_trip)(&bad).is_err());
+    }
+
+    #[test]
+    fn subresource_bodies_decode_as_their_own_kinds() {
+        let scale = subresource_round_trip("autoscaling/v1", "Scale").unwrap();
+        let v = serde_json::json!({"apiVersion":"autoscaling/v1","kind":"Scale","metadata":{"name":"d"},"spec":{"replicas":3,"bogus":1}});
+        let back = scale(&v).unwrap();
+        assert_eq!(back["spec"]["replicas"], 3);
+        assert!(back["spec"].get("bogus").is_none());
+        // A Scale is not a Deployment: the resource's own decoder refuses it.
+        let d = find_kind("apps/v1", "Deployment").unwrap();
+        assert!((d.round_trip)(&v).is_err());
+        let binding = subresource_round_trip("v1", "Binding").unwrap();
+        let b = serde_json::json!({"apiVersion":"v1","kind":"Binding","metadata":{"name":"p"},"target":{"kind":"Node","name":"n1"}});
+        assert_eq!(binding(&b).unwrap()["target"]["name"], "n1");
+        assert!(binding(&serde_json::json!({"apiVersion":"v1","kind":"Binding","target":{"name":5}})).is_err());
+        assert!(subresource_round_trip("v1", "Pod").is_none());
     }
 }

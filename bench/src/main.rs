@@ -3,6 +3,7 @@
 
 mod api;
 mod etcd;
+mod pods;
 mod scheduler;
 mod store;
 
@@ -28,6 +29,9 @@ enum Command {
     /// Scheduler: pods bound per second and create→bound latency with 5,000 simulated nodes and
     /// 50,000 pods on 3 masters, plus a run with anti-affinity and topology spread.
     Scheduler(scheduler::SchedulerArgs),
+    /// Pods on a real node: create→Running latency (p50/p99, one at a time) and the
+    /// throughput of a burst, one master and one agent with the image present. Needs root.
+    Pods(pods::PodsArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -38,6 +42,7 @@ fn main() -> anyhow::Result<()> {
             Command::Store(args) => store::run(args).await,
             Command::Api(args) => api::run(args).await,
             Command::Scheduler(args) => scheduler::run(args).await,
+            Command::Pods(args) => pods::run(args).await,
         }
     })
 }

@@ -18,6 +18,7 @@ pub mod deployment;
 pub mod endpoints;
 pub mod garbagecollector;
 pub mod job;
+pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
 pub mod scheduler;
@@ -44,6 +45,11 @@ pub struct Config {
     pub default_toleration_seconds: i64,
     /// How many scheduling decisions may be bound in one replicated write.
     pub bind_batch: usize,
+    /// Pod network of the cluster: each Node gets a subnet of it as its podCIDR (None = no
+    /// node IPAM; agents then need their podCIDR set by hand).
+    pub cluster_cidr: Option<String>,
+    /// Prefix length of each node's podCIDR.
+    pub node_cidr_mask_size: u8,
 }
 
 impl Default for Config {
@@ -53,6 +59,8 @@ impl Default for Config {
             node_monitor_period: Duration::from_secs(5),
             default_toleration_seconds: 300,
             bind_batch: 512,
+            cluster_cidr: None,
+            node_cidr_mask_size: 24,
         }
     }
 }
@@ -88,6 +96,7 @@ pub fn start_all(ctx: Arc<Ctx>) -> Vec<JoinHandle<()>> {
         tokio::spawn(statefulset::run(ctx.clone())),
         tokio::spawn(job::run(ctx.clone())),
         tokio::spawn(cronjob::run(ctx.clone())),
+        tokio::spawn(nodeipam::run(ctx.clone())),
         tokio::spawn(serviceaccount::run(ctx)),
     ]
 }

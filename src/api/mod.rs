@@ -6,6 +6,7 @@ pub mod bootstrap;
 pub mod discovery;
 pub mod meta;
 pub mod objects;
+pub mod proxy;
 pub mod request;
 pub mod resource;
 pub mod tls;
@@ -170,7 +171,7 @@ async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
 }
 
 async fn route(api: &Arc<Api>, req: Request) -> Result<Response, ApiError> {
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     let q = request::parse_query(parts.uri.query());
     match path.as_str() {
@@ -219,6 +220,9 @@ async fn route(api: &Arc<Api>, req: Request) -> Result<Response, ApiError> {
     let Some(ri) = request::parse(&parts.method, &path, watch_param)? else {
         return Err(ApiError::NotFoundPath(format!("the server could not find the requested resource ({path})")));
     };
+    if ri.info.group.is_empty() && ri.info.plural == "pods" && matches!(ri.subresource.as_deref(), Some("log" | "exec" | "attach")) {
+        return proxy::pod_subresource(api, &ri, &mut parts, &q).await;
+    }
     resource_request(api, ri, &parts.headers, q, body).await
 }
 
@@ -227,6 +231,14 @@ fn raw_json(bytes: Vec<u8>) -> Response {
 }
 
 async fn resource_request(api: &Arc<Api>, ri: RequestInfo, headers: &HeaderMap, q: HashMap<String, String>, bytes: bytes::Bytes) -> Result<Response, ApiError> {
+    // Streaming subresources of pods that reach this point (not relayed to a node agent) are
+    // answered before any body is decoded: their requests carry none (they are upgrades).
+    if ri.info.plural == "pods"
+        && matches!(ri.verb, Verb::Get | Verb::Create)
+        && matches!(ri.subresource.as_deref(), Some("log" | "exec" | "attach" | "portforward" | "proxy"))
+    {
+        return Err(api.pod_stream(&ri).await);
+    }
     let wants = negotiate(headers)?;
     let now = jiff::Timestamp::now();
     let include = q.get("includeObject").cloned().unwrap_or_else(|| "Metadata".into());

@@ -109,8 +109,16 @@ pub fn admit_body(info: &ResourceInfo, obj: Value, fv: FieldValidation, expect: 
         )));
     }
     let kind = want_kind;
-    let typed_info: &ResourceInfo = if want_kind == info.kind { info } else { registry::find_kind(want_api, want_kind).unwrap_or(info) };
-    let typed = (typed_info.round_trip)(&obj).map_err(|e| {
+    // The body of a subresource may be another kind (Scale, Binding): decode it as that kind.
+    let round_trip = if want_kind == info.kind {
+        info.round_trip
+    } else {
+        registry::find_kind(want_api, want_kind)
+            .map(|r| r.round_trip)
+            .or_else(|| registry::subresource_round_trip(want_api, want_kind))
+            .ok_or_else(|| ApiError::Internal(format!("no decoder for {want_kind} ({want_api}) bodies")))?
+    };
+    let typed = round_trip(&obj).map_err(|e| {
         ApiError::BadRequest(format!("{kind} in version \"{}\" cannot be handled as a {kind}: {e}", want_api.rsplit('/').next().unwrap_or(want_api)))
     })?;
     let mut warnings = Vec::new();
@@ -502,13 +510,16 @@ impl Api {
                 });
             }
             let mut new = merge_for_update(info, ri.subresource.as_deref(), &current, requested);
-            if new.get("spec") != current.get("spec") {
+            let binding = ri.subresource.as_deref() == Some("binding");
+            // A binding assigns the node, as the scheduler's in-process bindings do: no new
+            // generation, and not subject to the pod spec's immutability.
+            if new.get("spec") != current.get("spec") && !binding {
                 let g = current.pointer("/metadata/generation").and_then(|g| g.as_i64()).unwrap_or(0);
                 meta_mut(&mut new).insert("generation".into(), json!(g + 1));
             }
             defaults::apply_defaults(info, &mut new);
             let claims = self.admit_update(info, &current, &mut new)?;
-            let errs = validation::validate_update(info, &current, &new);
+            let errs = if binding { Vec::new() } else { validation::validate_update(info, &current, &new) };
             if !errs.is_empty() {
                 return Err(invalid(info, &name, errs));
             }
@@ -689,14 +700,20 @@ impl Api {
     /// `pods/binding`: assigns a pod to a node (the scheduler's write).
     async fn bind(&self, ri: &RequestInfo, q: &HashMap<String, String>, body: Value) -> Result<Outcome, ApiError> {
         let (binding, _) = admit_body(ri.info, body, FieldValidation::Ignore, ("v1", "Binding"))?;
+        let name = ri.name.clone().unwrap_or_default();
+        if let Some(n) = meta::name(&binding)
+            && n != name
+        {
+            return Err(ApiError::BadRequest(format!("the name of the Binding ({n}) does not match the pod on the URL ({name})")));
+        }
         let node = binding.pointer("/target/name").and_then(|n| n.as_str()).filter(|n| !n.is_empty()).map(String::from);
         let Some(node) = node else {
             return Err(invalid_one(ri.info, ri.name.as_deref().unwrap_or(""), "FieldValueRequired", "target.name", "Required value".into()));
         };
-        let name = ri.name.clone().unwrap_or_default();
-        let ri_pod = RequestInfo { subresource: None, ..ri.clone() };
         let info = ri.info;
-        self.guaranteed_update(&ri_pod, q, None, |cur| {
+        // The update runs as the binding subresource: it may set spec.nodeName, which an update
+        // of the pod itself may not (immutable pod spec).
+        self.guaranteed_update(ri, q, None, |cur| {
             if meta::is_deleting(cur) {
                 return Err(ApiError::Conflict { group_resource: info.group_resource(), name: name.clone(), message: "pod is being deleted, cannot be assigned to a host".into() });
             }
@@ -722,6 +739,24 @@ impl Api {
         let ri_pod = RequestInfo { subresource: None, verb: Verb::Delete, ..ri.clone() };
         self.delete(&ri_pod, q, opts).await?;
         Ok(Outcome { code: 201, body: apimachinery::status::success_status(None), warnings: Vec::new() })
+    }
+
+    /// `pods/{log,exec,attach,portforward,proxy}`: these reach the pod's container through the
+    /// agent of its node. A missing pod is a 404; a pod with no node has nothing to reach (400,
+    /// with Kubernetes' message); a bound pod's node has no agent to reach yet (503).
+    pub async fn pod_stream(&self, ri: &RequestInfo) -> ApiError {
+        let name = ri.name.as_deref().unwrap_or_default();
+        let sub = ri.subresource.as_deref().unwrap_or_default();
+        let pod = match self.objects.get(ri.info, ri.namespace.as_deref(), name, ReadAt::Latest).await {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        match pod.pointer("/spec/nodeName").and_then(|n| n.as_str()).filter(|n| !n.is_empty()) {
+            None => ApiError::BadRequest(format!("pod {name} does not have a host assigned")),
+            Some(node) => ApiError::ServiceUnavailable(format!(
+                "pods/{sub} of pod {name} needs the node agent on node {node}, which this cluster does not run yet: there is no container to reach"
+            )),
+        }
     }
 
     pub fn subresource_unavailable(&self, info: &ResourceInfo, sub: &str) -> ApiError {
@@ -778,6 +813,8 @@ fn merge_for_update(info: &ResourceInfo, sub: Option<&str>, current: &Value, req
             n["spec"]["finalizers"] = requested.pointer("/spec/finalizers").cloned().unwrap_or(json!([]));
             n
         }
+        // `pods/binding` builds the bound pod from the current one itself.
+        Some("binding") => requested,
         _ => {
             let mut n = requested;
             if info.has_status && info.plural != "nodes" {
