@@ -114,7 +114,7 @@ pub async fn run(args: PodsArgs) -> Result<()> {
     let log = std::fs::File::create(node.dir.join("agent.log"))?;
     node.agent = Some(
         Command::new(&bin)
-            .args(["agent", "--node-name", "bench-node", "--bridge", "rkb0"])
+            .args(["agent", "--node-name", "bench-node", "--bridge", "rkb0", "--max-pods", "500"])
             .arg("--kubeconfig")
             .arg(&kc)
             .arg("--listen")
@@ -159,6 +159,10 @@ pub async fn run(args: PodsArgs) -> Result<()> {
         let t = seen[&name];
         hist.record((t - t0).as_micros().max(1) as u64)?;
     }
+
+    // The latency pods go first, so the burst starts on an empty node.
+    eprintln!("deleting the {} latency pods...", args.pods);
+    delete_all(&kube, seen.keys().cloned().collect()).await?;
 
     // Throughput: a burst.
     eprintln!("throughput: {} pods at once...", args.burst);
@@ -209,18 +213,27 @@ pub async fn run(args: PodsArgs) -> Result<()> {
 
     // Clean up through the agent, so nothing is left for the sweep.
     eprintln!("deleting the pods...");
-    for n in seen.keys() {
-        let _ = kube.delete(&format!("/api/v1/namespaces/default/pods/{n}")).await;
-    }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline {
-        let r = kube.get("/api/v1/namespaces/default/pods").await?;
-        if r.body["items"].as_array().map(|a| a.is_empty()).unwrap_or(true) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
+    delete_all(&kube, seen.keys().filter(|n| n.starts_with("burst-")).cloned().collect()).await?;
     drop(node);
     drop(cluster);
     Ok(())
+}
+
+/// Deletes the pods and waits until the agent has finished them (the objects are gone).
+async fn delete_all(kube: &KubeClient, names: Vec<String>) -> Result<()> {
+    for n in &names {
+        let _ = kube.delete(&format!("/api/v1/namespaces/default/pods/{n}")).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = kube.get("/api/v1/namespaces/default/pods").await?;
+        let left = r.body["items"].as_array().map(|a| a.iter().filter(|p| names.iter().any(|n| p.pointer("/metadata/name").and_then(Value::as_str) == Some(n))).count()).unwrap_or(0);
+        if left == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{left} pods were not deleted within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
