@@ -408,6 +408,9 @@ impl DevProcess {
             .arg("--data-dir")
             .arg(data)
             .args(["--listen", listen, "--api-listen", api, "--service-cidr", chaos::harness::TEST_SERVICE_CIDR])
+            // The control plane only: the dev node's agent would put its pod network on the
+            // host (tests/agent.rs covers agents, in namespaces of their own).
+            .arg("--no-agent")
             // `rkube dev` writes ~/.kube/config when there is none: keep it inside the test.
             .env("HOME", home)
             .env("RKUBE_LOG", "info,openraft=error")
