@@ -632,3 +632,80 @@ spec:
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_context_resources_memory_volumes_and_host_ports() {
+    let e = Env::start(1).await;
+    let img = e.image.clone();
+    apply(
+        &e.kc,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: locked}}
+spec:
+  terminationGracePeriodSeconds: 2
+  securityContext: {{runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000}}
+  containers:
+  - name: c
+    image: {img}
+    command: [sh, -c, 'trap "exit 0" TERM; while true; do sleep 1; done']
+    securityContext:
+      readOnlyRootFilesystem: true
+      allowPrivilegeEscalation: false
+      capabilities: {{drop: [ALL], add: [NET_BIND_SERVICE]}}
+    resources: {{limits: {{cpu: 250m, memory: 64Mi}}}}
+    volumeMounts: [{{name: cache, mountPath: /cache}}]
+  volumes: [{{name: cache, emptyDir: {{medium: Memory, sizeLimit: 16Mi}}}}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: porty}}
+spec:
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: web
+    image: {img}
+    command: [sh, -c, 'mkdir -p /www && echo "via hostPort" > /www/index.html && exec httpd -f -p 8080 -h /www']
+    ports: [{{containerPort: 8080, hostPort: 18080}}]
+    readinessProbe: {{httpGet: {{path: /index.html, port: 8080}}, periodSeconds: 1}}
+"#
+        ),
+    );
+    let locked = e.wait_running("locked", 60).await;
+    // User, groups, capabilities, read-only root, no_new_privs.
+    let id = k(&e.kc, &["exec", "locked", "--", "id"]);
+    assert!(id.starts_with("uid=1000 gid=3000"), "{id}");
+    assert!(id.contains("2000"), "fsGroup is a supplementary group: {id}");
+    let status = k(&e.kc, &["exec", "locked", "--", "cat", "/proc/self/status"]);
+    let field = |name: &str| status.lines().find(|l| l.starts_with(name)).map(|l| l.split_whitespace().nth(1).unwrap_or("").to_string()).unwrap_or_default();
+    // Only CAP_NET_BIND_SERVICE (bit 10) is bounded; a non-root user has none effective.
+    assert_eq!(field("CapBnd:"), "0000000000000400", "{status}");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    let ro = kubectl_in(&e.kc, &["exec", "locked", "--", "touch", "/not-allowed"], None).unwrap_err();
+    assert!(ro.contains("Read-only file system"), "{ro}");
+    // The memory emptyDir is a tmpfs of its sizeLimit (mode 0777: the non-root user writes).
+    let mounts = k(&e.kc, &["exec", "locked", "--", "cat", "/proc/mounts"]);
+    let cache = mounts.lines().find(|l| l.split(' ').nth(1) == Some("/cache")).unwrap_or_else(|| panic!("/cache not mounted:\n{mounts}"));
+    assert!(cache.starts_with("tmpfs ") && cache.contains("size=16384k"), "{cache}");
+    k(&e.kc, &["exec", "locked", "--", "sh", "-c", "echo data > /cache/f && cat /cache/f"]);
+    // cgroup limits from resources.limits, seen on the host.
+    let uid = uid_of(&locked);
+    let cid = container_status(&locked, "c").unwrap()["containerID"].as_str().unwrap().trim_start_matches("rkube://").to_string();
+    let quota = sh(&format!("cat $(ls -d /sys/fs/cgroup/cpu*/rkube/pod{uid}/{cid} | head -1)/cpu.cfs_quota_us"));
+    assert_eq!(quota.trim(), "25000");
+    let mem = sh(&format!("cat /sys/fs/cgroup/memory/rkube/pod{uid}/{cid}/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/rkube/pod{uid}/{cid}/memory.max"));
+    assert_eq!(mem.trim(), (64 * 1024 * 1024).to_string());
+
+    // hostPort: reachable on the node's address from the node's network.
+    e.wait_running("porty", 60).await;
+    let node_ip = e.net.node_ip(0);
+    let out = sh(&format!("ip netns exec {} busybox sh -c \"printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 3 {node_ip} 18080\"", e.net.nodes[0]));
+    assert!(out.contains("via hostPort"), "{out}");
+
+    let porty_uid = uid_of(&pod(&e.kube, "default", "porty").await.unwrap());
+    k(&e.kc, &["delete", "pod", "locked", "porty", "--wait=true"]);
+    e.assert_pod_gone_from_host(&uid);
+    e.assert_pod_gone_from_host(&porty_uid);
+}
