@@ -402,6 +402,15 @@ spec:
     k(&e.kc, &["patch", "configmap", "app-config", "-p", r#"{"data":{"mode":"slow"}}"#]);
     wait_until("the configMap volume update", 40, || async { kubectl_in(&e.kc, &["exec", "web", "--", "cat", "/etc/cfg/mode"], None).map(|o| o == "slow").unwrap_or(false) }).await;
 
+    // Usage through metrics.k8s.io, as `kubectl top` reads it (the agent samples every 10 s).
+    wait_until("kubectl top pod", 40, || async { kubectl_in(&e.kc, &["top", "pod", "web", "--no-headers"], None).map(|o| o.starts_with("web ")).unwrap_or(false) }).await;
+    let top_node = k(&e.kc, &["top", "node", "--no-headers"]);
+    assert!(top_node.starts_with("node1 "), "{top_node}");
+    let pm = e.kube.get("/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/web").await.unwrap();
+    assert!(pm.ok(), "{}", pm.body);
+    let mem = pm.body.pointer("/containers/0/usage/memory").and_then(Value::as_str).unwrap_or("");
+    assert!(mem.ends_with("Ki") && mem != "0Ki", "the container's working set is reported: {}", pm.body);
+
     // Graceful deletion: the trap makes it exit at once; nothing is left behind.
     let uid = uid_of(&p);
     let t0 = Instant::now();

@@ -41,7 +41,8 @@ fn group_json(group: &str, versions: &[&str]) -> Value {
 }
 
 pub fn group_list() -> Value {
-    let groups: Vec<Value> = registry::groups().into_iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| group_json(g, &vs)).collect();
+    let mut groups: Vec<Value> = registry::groups().into_iter().filter(|(g, _)| !g.is_empty()).map(|(g, vs)| group_json(g, &vs)).collect();
+    groups.push(super::metrics::group());
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 

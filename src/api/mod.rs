@@ -5,6 +5,7 @@ pub mod alloc;
 pub mod bootstrap;
 pub mod discovery;
 pub mod meta;
+pub mod metrics;
 pub mod objects;
 pub mod proxy;
 pub mod request;
@@ -204,6 +205,19 @@ async fn route(api: &Arc<Api>, req: Request) -> Result<Response, ApiError> {
             let segs: Vec<&str> = p.trim_start_matches('/').split('/').collect();
             match segs.as_slice() {
                 ["api", v] => Some(discovery::resource_list("", v).ok_or_else(|| ApiError::NotFoundPath(format!("no API version {v}")))?),
+                ["apis", "metrics.k8s.io"] => Some({
+                    let mut g = metrics::group();
+                    g["kind"] = json!("APIGroup");
+                    g["apiVersion"] = json!("v1");
+                    g
+                }),
+                ["apis", "metrics.k8s.io", "v1beta1"] => Some(metrics::resource_list()),
+                ["apis", "metrics.k8s.io", "v1beta1", rest @ ..] => {
+                    if parts.method != Method::GET {
+                        return Err(ApiError::MethodNotAllowed(format!("{} is not supported on {path}", parts.method)));
+                    }
+                    return Ok(json_response(200, &metrics::serve(api, rest, &q).await?, &[]));
+                }
                 ["apis", g] => Some(discovery::group(g).ok_or_else(|| ApiError::NotFoundPath(format!("no API group {g}")))?),
                 ["apis", g, v] => Some(discovery::resource_list(g, v).ok_or_else(|| ApiError::NotFoundPath(format!("no API group version {g}/{v}")))?),
                 _ => None,

@@ -25,7 +25,8 @@ use super::request::RequestInfo;
 /// Headers of the upgrade handshake relayed as they are.
 const UPGRADE_HEADERS: [&str; 5] = ["upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol"];
 
-fn http() -> &'static reqwest::Client {
+/// The client for agents (their serving certificates are not verified; see the module doc).
+pub fn agent_client() -> &'static reqwest::Client {
     static C: OnceLock<reqwest::Client> = OnceLock::new();
     C.get_or_init(|| {
         reqwest::Client::builder()
@@ -141,7 +142,7 @@ pub async fn pod_subresource(api: &Arc<Api>, ri: &RequestInfo, parts: &mut Parts
     match sub.as_str() {
         "log" => {
             let url = format!("https://{}/containerLogs/{ns}/{pod}/{}?{fq}", t.addr, t.container);
-            let resp = http().get(&url).bearer_auth(&t.token).send().await.map_err(|e| unreachable(&t.addr, e))?;
+            let resp = agent_client().get(&url).bearer_auth(&t.token).send().await.map_err(|e| unreachable(&t.addr, e))?;
             let code = resp.status().as_u16();
             let ct = resp.headers().get(header::CONTENT_TYPE).cloned().unwrap_or(HeaderValue::from_static("text/plain"));
             let body = Body::from_stream(resp.bytes_stream());
