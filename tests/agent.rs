@@ -553,14 +553,45 @@ spec:
 "#
         ),
     );
+    apply(
+        &e.kc,
+        &format!(
+            r#"
+apiVersion: v1
+kind: Pod
+metadata: {{name: orphan}}
+spec:
+  terminationGracePeriodSeconds: 30
+  containers:
+  - name: web
+    image: {img}
+    command: [sh, -c, 'mkdir -p /www && echo shared-net > /www/index.html && exec httpd -f -p 8081 -h /www']
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+  - name: sidecar
+    image: {img}
+    command: [sh, -c, 'trap "exit 0" TERM; while true; do date > /shared/stamp; sleep 1; done']
+    volumeMounts: [{{name: shared, mountPath: /shared}}]
+  volumes: [{{name: shared, emptyDir: {{}}}}]
+"#
+        ),
+    );
     let before = e.wait_running("steady", 60).await;
     let id_before = container_status(&before, "c").unwrap()["containerID"].clone();
+    // A sidecar-style pod: its containers share the network namespace and the volume.
+    let orphan = e.wait_running("orphan", 60).await;
+    wait_until("the sidecar's file", 20, || async { kubectl_in(&e.kc, &["exec", "orphan", "-c", "web", "--", "cat", "/shared/stamp"], None).is_ok() }).await;
+    let via_localhost = k(&e.kc, &["exec", "orphan", "-c", "sidecar", "--", "sh", "-c", "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 127.0.0.1 8081"]);
+    assert!(via_localhost.contains("shared-net"), "{via_localhost}");
     // SIGKILL the agent: the container keeps running under its shim.
     e.agents[0].kill();
     tokio::time::sleep(Duration::from_secs(2)).await;
     // `[s]` keeps pgrep from matching the shell running it.
     let shims = sh(&format!("pgrep -f '[s]him {}' | wc -l", e.agents[0].dir.display()));
-    assert_eq!(shims.trim(), "1", "the container's shim outlives the agent");
+    assert_eq!(shims.trim(), "3", "the containers' shims outlive the agent");
+    // While the agent is down, one pod is force-deleted: nothing will ever tell the agent to
+    // stop it, so the restarted agent must find and remove it on its own.
+    let orphan_uid = uid_of(&orphan);
+    k(&e.kc, &["delete", "pod", "orphan", "--force", "--grace-period=0"]);
     e.agents[0].start();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let after = e.wait_running("steady", 30).await;
@@ -569,6 +600,15 @@ spec:
     assert_eq!(c["restartCount"], 0);
     let log = e.agents[0].log_tail();
     assert!(log.contains("adopting a container"), "{log}");
+    let data = e.agents[0].dir.join("data/pods").join(&orphan_uid);
+    wait_until("the orphan's remains removed", 30, || {
+        let data = data.clone();
+        async move { !data.exists() }
+    })
+    .await;
+    e.assert_pod_gone_from_host(&orphan_uid);
+    let shims = sh(&format!("pgrep -f '[s]him {}' | wc -l", e.agents[0].dir.display()));
+    assert_eq!(shims.trim(), "1", "only the live pod's container is left");
     // Logs and exec work against the adopted container.
     let out = k(&e.kc, &["exec", "steady", "--", "echo", "still here"]);
     assert_eq!(out, "still here\n");
