@@ -17,7 +17,7 @@ pub struct AgentConfig {
     pub node_ip: IpAddr,
     /// Address the agent's own HTTPS server (logs, exec, stats) listens on.
     pub listen: std::net::SocketAddr,
-    /// State: pods/, containers (runtime), images, CNI state.
+    /// State: pods/, runtime/ (containers), images/, cni/.
     pub data_dir: PathBuf,
     /// The `rkube` executable and the arguments that make it a shim (`shim`).
     pub shim_program: PathBuf,
@@ -51,7 +51,7 @@ impl AgentConfig {
         self.data_dir.join("pods")
     }
     pub fn runtime_dir(&self) -> PathBuf {
-        self.data_dir.join("containers")
+        self.data_dir.join("runtime")
     }
     pub fn images_dir(&self) -> PathBuf {
         self.data_dir.join("images")
