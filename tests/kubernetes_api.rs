@@ -57,18 +57,152 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_manages_every_resource() {
     let (_c, kc) = one_master().await;
-    let kc = kc.as_path();
+    every_resource_flow(&Kctl::new(vec![kc], 0), &mut |_| {});
+}
+
+/// kubectl against a cluster: runs every command on the current master's kubeconfig and, once a
+/// master is marked dead, retries unavailability errors on the other survivors until a deadline.
+struct Kctl {
+    kcs: Vec<PathBuf>,
+    cur: std::cell::Cell<usize>,
+    dead: std::cell::RefCell<Vec<usize>>,
+}
+
+impl Kctl {
+    fn new(kcs: Vec<PathBuf>, cur: usize) -> Kctl {
+        Kctl { kcs, cur: std::cell::Cell::new(cur), dead: Default::default() }
+    }
+
+    fn mark_dead(&self, i: usize) {
+        self.dead.borrow_mut().push(i);
+        if self.cur.get() == i {
+            self.rotate();
+        }
+    }
+
+    fn live(&self) -> Vec<usize> {
+        (0..self.kcs.len()).filter(|i| !self.dead.borrow().contains(i)).collect()
+    }
+
+    fn rotate(&self) {
+        let live = self.live();
+        let pos = live.iter().position(|i| *i == self.cur.get()).map_or(0, |p| p + 1);
+        self.cur.set(live[pos % live.len()]);
+    }
+
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Result<String, String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match kubectl_in(&self.kcs[self.cur.get()], args, stdin) {
+                Err(e) if !self.dead.borrow().is_empty() && Instant::now() < deadline && unavailable(&e) => {
+                    eprintln!("kubectl {} on master {}: {e}; retrying", args.join(" "), self.cur.get());
+                    self.rotate();
+                    std::thread::sleep(Duration::from_millis(300));
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn k(&self, args: &[&str]) -> String {
+        self.run(args, None).unwrap_or_else(|e| panic!("kubectl {} failed: {e}", args.join(" ")))
+    }
+
+    fn k_err(&self, args: &[&str]) -> String {
+        match self.run(args, None) {
+            Ok(out) => panic!("kubectl {} should have failed but printed: {out}", args.join(" ")),
+            Err(e) => e,
+        }
+    }
+}
+
+/// Errors that mean "no master could serve this right now" rather than a refusal of the request.
+fn unavailable(e: &str) -> bool {
+    ["connection refused", "Unable to connect", "ServiceUnavailable", "503", "timeout", "Timeout", "EOF", "connection reset", "unavailable", "leader"]
+        .iter()
+        .any(|w| e.contains(w))
+}
+
+/// One row per kind in tests/manifests/all.yaml: a field (JSON pointer) that the second apply
+/// changes (by replacing `from` with `to` in the manifest), that a strategic merge patch then
+/// changes, and that a `kubectl replace` finally sets.
+struct KindRow {
+    kind: &'static str,
+    name: &'static str,
+    ns: Option<&'static str>,
+    ptr: &'static str,
+    from: &'static str,
+    to: &'static str,
+    applied: Value,
+    strategic: &'static str,
+    patched: Value,
+    replaced: Value,
+}
+
+fn kind_rows() -> Vec<KindRow> {
+    let e = Some("e2e");
+    let row = |kind, name, ns, ptr, from, to, applied, strategic, patched, replaced| KindRow { kind, name, ns, ptr, from, to, applied, strategic, patched, replaced };
+    let b64 = |s: &str| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(s)
+    };
+    vec![
+        row("configmap", "app-config", e, "/data/mode", "mode: \"one\"", "mode: \"two\"", json!("two"), r#"{"data":{"mode":"three"}}"#, json!("three"), json!("four")),
+        row("secret", "app-secret", e, "/data/password", "stringData: {password: hunter2}", "stringData: {password: hunter3}", json!(b64("hunter3")), r#"{"stringData":{"password":"hunter4"}}"#, json!(b64("hunter4")), json!(b64("hunter5"))),
+        row("serviceaccount", "builder", e, "/automountServiceAccountToken", "automountServiceAccountToken: true", "automountServiceAccountToken: false", json!(false), r#"{"automountServiceAccountToken":true}"#, json!(true), json!(false)),
+        row("deployment", "web", e, "/spec/template/spec/containers/0/image", "image: busybox:1.36", "image: busybox:1.37", json!("busybox:1.37"), r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"busybox:1.38"}]}}}}"#, json!("busybox:1.38"), json!("busybox:1.39")),
+        row("service", "web", e, "/spec/sessionAffinity", "  selector: {app: web}\n  ports: [{name: http, port: 80, targetPort: http}]", "  selector: {app: web}\n  sessionAffinity: ClientIP\n  ports: [{name: http, port: 80, targetPort: http}]", json!("ClientIP"), r#"{"spec":{"sessionAffinity":"None"}}"#, json!("None"), json!("ClientIP")),
+        row("replicaset", "rs1", e, "/spec/template/spec/containers/0/image", "busybox:1.31", "busybox:1.41", json!("busybox:1.41"), r#"{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"busybox:1.42"}]}}}}"#, json!("busybox:1.42"), json!("busybox:1.43")),
+        row("daemonset", "ds1", e, "/spec/template/spec/containers/0/image", "busybox:1.32", "busybox:1.41", json!("busybox:1.41"), r#"{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"busybox:1.42"}]}}}}"#, json!("busybox:1.42"), json!("busybox:1.43")),
+        row("statefulset", "db", e, "/spec/template/spec/containers/0/image", "busybox:1.33", "busybox:1.41", json!("busybox:1.41"), r#"{"spec":{"template":{"spec":{"containers":[{"name":"c","image":"busybox:1.42"}]}}}}"#, json!("busybox:1.42"), json!("busybox:1.43")),
+        row("job", "once", e, "/spec/parallelism", "parallelism: 1", "parallelism: 2", json!(2), r#"{"spec":{"parallelism":3}}"#, json!(3), json!(4)),
+        row("cronjob", "nightly", e, "/spec/schedule", "schedule: \"0 3 * * *\"", "schedule: \"0 4 * * *\"", json!("0 4 * * *"), r#"{"spec":{"schedule":"0 5 * * *"}}"#, json!("0 5 * * *"), json!("0 6 * * *")),
+        row("horizontalpodautoscaler", "web", e, "/spec/maxReplicas", "maxReplicas: 5", "maxReplicas: 6", json!(6), r#"{"spec":{"maxReplicas":7}}"#, json!(7), json!(8)),
+        row("pod", "solo", e, "/spec/containers/0/image", "busybox:1.35", "busybox:1.41", json!("busybox:1.41"), r#"{"spec":{"containers":[{"name":"c","image":"busybox:1.42"}]}}"#, json!("busybox:1.42"), json!("busybox:1.43")),
+        row("endpoints", "external", e, "/subsets/0/ports/0/port", "ports: [{port: 5432}]}]", "ports: [{port: 5433}]}]", json!(5433), r#"{"subsets":[{"addresses":[{"ip":"100.64.1.10"}],"ports":[{"port":5434}]}]}"#, json!(5434), json!(5435)),
+        row("endpointslice", "external-1", e, "/ports/0/port", "\nports: [{port: 5432}]", "\nports: [{port: 5433}]", json!(5433), r#"{"ports":[{"port":5434}]}"#, json!(5434), json!(5435)),
+        row("lease", "leader", e, "/spec/leaseDurationSeconds", "leaseDurationSeconds: 15", "leaseDurationSeconds: 16", json!(16), r#"{"spec":{"leaseDurationSeconds":17}}"#, json!(17), json!(18)),
+        row("event", "solo.1", e, "/message", "message: an event for the test", "message: a changed event", json!("a changed event"), r#"{"message":"a patched event"}"#, json!("a patched event"), json!("a replaced event")),
+        // A pending claim's spec is immutable, as in Kubernetes: its labels are the field.
+        row("persistentvolumeclaim", "data", e, "/metadata/labels/size", "labels: {size: small}", "labels: {size: medium}", json!("medium"), r#"{"metadata":{"labels":{"size":"large"}}}"#, json!("large"), json!("huge")),
+        row("role", "reader", e, "/rules/0/verbs", "resources: [pods], verbs: [get, list, watch]", "resources: [pods], verbs: [get, list]", json!(["get", "list"]), r#"{"rules":[{"apiGroups":[""],"resources":["pods"],"verbs":["get"]}]}"#, json!(["get"]), json!(["watch"])),
+        row("rolebinding", "reader", e, "/subjects/0/name", "subjects: [{kind: ServiceAccount, name: builder, namespace: e2e}]\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role,", "subjects: [{kind: ServiceAccount, name: b2, namespace: e2e}]\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role,", json!("b2"), r#"{"subjects":[{"kind":"ServiceAccount","name":"b3","namespace":"e2e"}]}"#, json!("b3"), json!("b4")),
+        row("clusterrole", "e2e-viewer", None, "/rules/0/verbs", "resources: [namespaces], verbs: [get, list]", "resources: [namespaces], verbs: [get, list, watch]", json!(["get", "list", "watch"]), r#"{"rules":[{"apiGroups":[""],"resources":["namespaces"],"verbs":["get"]}]}"#, json!(["get"]), json!(["list"])),
+        row("clusterrolebinding", "e2e-viewer", None, "/subjects/0/name", "subjects: [{kind: ServiceAccount, name: builder, namespace: e2e}]\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole,", "subjects: [{kind: ServiceAccount, name: b2, namespace: e2e}]\nroleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole,", json!("b2"), r#"{"subjects":[{"kind":"ServiceAccount","name":"b3","namespace":"e2e"}]}"#, json!("b3"), json!("b4")),
+        row("node", "e2e-node-1", None, "/spec/unschedulable", "unschedulable: false", "unschedulable: true", json!(true), r#"{"spec":{"unschedulable":false}}"#, json!(false), json!(true)),
+        row("namespace", "e2e", None, "/metadata/labels/purpose", "labels: {purpose: test}", "labels: {purpose: changed}", json!("changed"), r#"{"metadata":{"labels":{"purpose":"patched"}}}"#, json!("patched"), json!("replaced")),
+    ]
+}
+
+impl KindRow {
+    fn args<'a>(&'a self, extra: &[&'a str]) -> Vec<&'a str> {
+        let mut v = extra.to_vec();
+        if let Some(n) = self.ns {
+            v.extend(["-n", n]);
+        }
+        v
+    }
+
+    fn field(&self, kc: &Kctl) -> Value {
+        let obj: Value = serde_json::from_str(&kc.k(&self.args(&["get", self.kind, self.name, "-o", "json"]))).unwrap();
+        obj.pointer(self.ptr).cloned().unwrap_or(Value::Null)
+    }
+}
+
+/// The kubectl flow over one object of every kind; `midway` runs in the middle of it (the
+/// three-master test kills the leader there).
+fn every_resource_flow(kc: &Kctl, midway: &mut dyn FnMut(&Kctl)) {
     // Bootstrap state.
-    let ns = k(kc, &["get", "namespaces", "-o", "name"]);
+    let ns = kc.k(&["get", "namespaces", "-o", "name"]);
     for want in ["default", "kube-system", "kube-public", "kube-node-lease"] {
         assert!(ns.contains(&format!("namespace/{want}")), "{ns}");
     }
-    assert!(k(kc, &["get", "svc", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"]).starts_with("100.64.128."));
-    let version = k(kc, &["version", "-o", "json"]);
+    assert!(kc.k(&["get", "svc", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"]).starts_with("100.64.128."));
+    let version = kc.k(&["version", "-o", "json"]);
     assert!(version.contains("\"minor\": \"33\""), "{version}");
 
     // A multi-document manifest with one object of every kind.
-    let out = k(kc, &["apply", "-f", MANIFEST]);
+    let out = kc.k(&["apply", "-f", MANIFEST]);
     for want in [
         "namespace/e2e created", "configmap/app-config created", "secret/app-secret created", "deployment.apps/web created",
         "service/web created", "replicaset.apps/rs1 created", "daemonset.apps/ds1 created", "statefulset.apps/db created",
@@ -81,69 +215,99 @@ async fn kubectl_manages_every_resource() {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
     // Applying the same manifest again changes nothing.
-    let again = k(kc, &["apply", "-f", MANIFEST]);
+    let again = kc.k(&["apply", "-f", MANIFEST]);
     assert!(again.contains("deployment.apps/web unchanged"), "{again}");
 
     // Table output with the usual columns, short names, categories.
-    let pods = k(kc, &["get", "po", "-n", "e2e"]);
+    let pods = kc.k(&["get", "po", "-n", "e2e"]);
     assert!(pods.starts_with("NAME") && pods.contains("READY") && pods.contains("STATUS") && pods.contains("RESTARTS") && pods.contains("AGE"), "{pods}");
     assert!(pods.contains("solo") && pods.contains("Pending"), "{pods}");
-    let deploy = k(kc, &["get", "deploy", "-n", "e2e"]);
+    let deploy = kc.k(&["get", "deploy", "-n", "e2e"]);
     assert!(deploy.contains("UP-TO-DATE") && deploy.contains("AVAILABLE") && deploy.contains("web"), "{deploy}");
-    let svc = k(kc, &["get", "svc", "-n", "e2e", "-o", "wide"]);
+    let svc = kc.k(&["get", "svc", "-n", "e2e", "-o", "wide"]);
     assert!(svc.contains("CLUSTER-IP") && svc.contains("SELECTOR") && svc.contains("80:3"), "NodePort allocated: {svc}");
-    let all = k(kc, &["get", "all", "-n", "e2e", "-o", "name"]);
+    let all = kc.k(&["get", "all", "-n", "e2e", "-o", "name"]);
     for want in ["pod/solo", "service/web", "deployment.apps/web", "replicaset.apps/rs1", "statefulset.apps/db", "job.batch/once", "cronjob.batch/nightly"] {
         assert!(all.contains(want), "`get all` lacks {want}: {all}");
     }
-    assert!(k(kc, &["get", "no"]).contains("e2e-node-1"));
-    assert!(k(kc, &["get", "cm,secret,sa,ep,lease,ev,pvc,role,rolebinding,hpa,endpointslice", "-n", "e2e", "-o", "name"]).lines().count() >= 11);
+    assert!(kc.k(&["get", "no"]).contains("e2e-node-1"));
+    assert!(kc.k(&["get", "cm,secret,sa,ep,lease,ev,pvc,role,rolebinding,hpa,endpointslice", "-n", "e2e", "-o", "name"]).lines().count() >= 11);
 
     // describe
-    let d = k(kc, &["describe", "deployment", "web", "-n", "e2e"]);
+    let d = kc.k(&["describe", "deployment", "web", "-n", "e2e"]);
     assert!(d.contains("Replicas:") && d.contains("busybox:1.36") && d.contains("RollingUpdate"), "{d}");
-    let d = k(kc, &["describe", "pod", "solo", "-n", "e2e"]);
+    let d = kc.k(&["describe", "pod", "solo", "-n", "e2e"]);
     assert!(d.contains("Status:") && d.contains("Pending"), "{d}");
 
     // Server-set metadata and defaults.
-    let uid = k(kc, &["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.metadata.uid}"]);
+    let uid = kc.k(&["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.metadata.uid}"]);
     assert_eq!(uid.len(), 36);
-    let gen1: u64 = k(kc, &["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.metadata.generation}"]).parse().unwrap();
+    let gen1: u64 = kc.k(&["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.metadata.generation}"]).parse().unwrap();
 
-    // Second apply changing fields: strategic merge keeps what it must.
-    let changed = std::fs::read_to_string(MANIFEST).unwrap().replace("busybox:1.36", "busybox:1.37").replace("mode: \"one\"", "mode: \"two\"");
-    let out = kubectl_in(kc, &["apply", "-f", "-"], Some(&changed)).unwrap();
+    // Second apply changing a field of every kind; strategic merge keeps what it must.
+    let rows = kind_rows();
+    let mut changed = std::fs::read_to_string(MANIFEST).unwrap();
+    for r in &rows {
+        assert_eq!(changed.matches(r.from).count(), 1, "{}: {:?} must occur once in the manifest", r.kind, r.from);
+        changed = changed.replace(r.from, r.to);
+    }
+    let out = kc.run(&["apply", "-f", "-"], Some(&changed)).unwrap();
+    for r in &rows {
+        assert_eq!(r.field(kc), r.applied, "{} {} after the second apply:\n{out}", r.kind, r.name);
+    }
     assert!(out.contains("deployment.apps/web configured") && out.contains("configmap/app-config configured"), "{out}");
-    assert_eq!(k(kc, &["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.spec.template.spec.containers[0].image}"]), "busybox:1.37");
-    assert_eq!(k(kc, &["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.spec.template.spec.containers[0].ports[0].containerPort}"]), "8080");
-    let gen2: u64 = k(kc, &["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.metadata.generation}"]).parse().unwrap();
+    assert_eq!(kc.k(&["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.spec.template.spec.containers[0].ports[0].containerPort}"]), "8080");
+    let gen2: u64 = kc.k(&["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.metadata.generation}"]).parse().unwrap();
     assert_eq!(gen2, gen1 + 1, "generation bumps on spec changes");
-    assert_eq!(k(kc, &["get", "cm", "app-config", "-n", "e2e", "-o", "jsonpath={.data.mode}"]), "two");
+    assert_eq!(kc.k(&["get", "cm", "app-config", "-n", "e2e", "-o", "jsonpath={.data.settings\\.json}"]), r#"{"a": 1}"#);
+
+    // Strategic merge patch (kubectl's default type) and replace, for every kind; the leader
+    // may die halfway.
+    for (i, r) in rows.iter().enumerate() {
+        if i == rows.len() / 2 {
+            midway(kc);
+        }
+        kc.k(&r.args(&["patch", r.kind, r.name, "-p", r.strategic]));
+        assert_eq!(r.field(kc), r.patched, "{} {} after a strategic merge patch", r.kind, r.name);
+        kc.k(&r.args(&["patch", r.kind, r.name, "--type=strategic", "-p", r#"{"metadata":{"annotations":{"strategic":"yes"}}}"#]));
+        let mut obj: Value = serde_json::from_str(&kc.k(&r.args(&["get", r.kind, r.name, "-o", "json"]))).unwrap();
+        assert_eq!(obj["metadata"]["annotations"]["strategic"], "yes", "{}", r.kind);
+        *obj.pointer_mut(r.ptr).unwrap() = r.replaced.clone();
+        let out = kc.run(&["replace", "-f", "-"], Some(&obj.to_string())).unwrap_or_else(|e| panic!("replace {}: {e}", r.kind));
+        assert!(out.contains("replaced"), "{out}");
+        assert_eq!(r.field(kc), r.replaced, "{} {} after replace", r.kind, r.name);
+    }
+    // Every master that is up serves the same values.
+    let here = kc.cur.get();
+    for m in kc.live() {
+        kc.cur.set(m);
+        for r in &rows {
+            assert_eq!(r.field(kc), r.replaced, "{} {} on master {m}", r.kind, r.name);
+        }
+    }
+    kc.cur.set(here);
 
     // The three patch types.
-    k(kc, &["patch", "deploy", "web", "-n", "e2e", "--type=strategic", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox"}]}}}}"#]);
-    let names = k(kc, &["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.spec.template.spec.containers[*].name}"]);
+    kc.k(&["patch", "deploy", "web", "-n", "e2e", "--type=strategic", "-p", r#"{"spec":{"template":{"spec":{"containers":[{"name":"sidecar","image":"busybox"}]}}}}"#]);
+    let names = kc.k(&["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.spec.template.spec.containers[*].name}"]);
     assert!(names.contains("sidecar") && names.contains("web"), "strategic patch merges containers by name: {names}");
-    k(kc, &["patch", "cm", "app-config", "-n", "e2e", "--type=merge", "-p", r#"{"data":{"extra":"x","mode":null}}"#]);
-    assert_eq!(k(kc, &["get", "cm", "app-config", "-n", "e2e", "-o", "jsonpath={.data}"]), r#"{"extra":"x","settings.json":"{\"a\": 1}"}"#);
-    k(kc, &["patch", "lease", "leader", "-n", "e2e", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/holderIdentity","value":"you"}]"#]);
-    assert_eq!(k(kc, &["get", "lease", "leader", "-n", "e2e", "-o", "jsonpath={.spec.holderIdentity}"]), "you");
+    kc.k(&["patch", "cm", "app-config", "-n", "e2e", "--type=merge", "-p", r#"{"data":{"extra":"x","mode":null}}"#]);
+    assert_eq!(kc.k(&["get", "cm", "app-config", "-n", "e2e", "-o", "jsonpath={.data}"]), r#"{"extra":"x","settings.json":"{\"a\": 1}"}"#);
+    kc.k(&["patch", "lease", "leader", "-n", "e2e", "--type=json", "-p", r#"[{"op":"replace","path":"/spec/holderIdentity","value":"you"}]"#]);
+    assert_eq!(kc.k(&["get", "lease", "leader", "-n", "e2e", "-o", "jsonpath={.spec.holderIdentity}"]), "you");
 
-    // replace, label, annotate, scale.
-    let cm = k(kc, &["get", "cm", "app-config", "-n", "e2e", "-o", "json"]).replace("\"extra\": \"x\"", "\"extra\": \"y\"");
-    kubectl_in(kc, &["replace", "-f", "-"], Some(&cm)).unwrap();
-    assert_eq!(k(kc, &["get", "cm", "app-config", "-n", "e2e", "-o", "jsonpath={.data.extra}"]), "y");
-    k(kc, &["label", "pod", "solo", "-n", "e2e", "tier=backend"]);
-    assert_eq!(k(kc, &["get", "pods", "-n", "e2e", "-l", "tier=backend", "-o", "name"]).trim(), "pod/solo");
-    assert!(k(kc, &["get", "pods", "-n", "e2e", "-l", "tier!=backend,app=solo", "-o", "name"]).trim().is_empty());
-    k(kc, &["annotate", "svc", "web", "-n", "e2e", "owner=team-a"]);
-    assert_eq!(k(kc, &["get", "svc", "web", "-n", "e2e", "-o", "jsonpath={.metadata.annotations.owner}"]), "team-a");
-    k(kc, &["scale", "deploy", "web", "-n", "e2e", "--replicas=4"]);
-    k(kc, &["scale", "rs", "rs1", "-n", "e2e", "--replicas=3"]);
-    k(kc, &["scale", "sts", "db", "-n", "e2e", "--replicas=2"]);
-    assert_eq!(k(kc, &["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.spec.replicas}"]), "4");
-    assert_eq!(k(kc, &["get", "rs", "rs1", "-n", "e2e", "-o", "jsonpath={.spec.replicas}"]), "3");
-    assert_eq!(k(kc, &["get", "sts", "db", "-n", "e2e", "-o", "jsonpath={.spec.replicas}"]), "2");
+    // label, annotate, scale.
+    kc.k(&["label", "pod", "solo", "-n", "e2e", "tier=backend"]);
+    assert_eq!(kc.k(&["get", "pods", "-n", "e2e", "-l", "tier=backend", "-o", "name"]).trim(), "pod/solo");
+    assert!(kc.k(&["get", "pods", "-n", "e2e", "-l", "tier!=backend,app=solo", "-o", "name"]).trim().is_empty());
+    kc.k(&["annotate", "svc", "web", "-n", "e2e", "owner=team-a"]);
+    assert_eq!(kc.k(&["get", "svc", "web", "-n", "e2e", "-o", "jsonpath={.metadata.annotations.owner}"]), "team-a");
+    kc.k(&["scale", "deploy", "web", "-n", "e2e", "--replicas=4"]);
+    kc.k(&["scale", "rs", "rs1", "-n", "e2e", "--replicas=3"]);
+    kc.k(&["scale", "sts", "db", "-n", "e2e", "--replicas=2"]);
+    assert_eq!(kc.k(&["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.spec.replicas}"]), "4");
+    assert_eq!(kc.k(&["get", "rs", "rs1", "-n", "e2e", "-o", "jsonpath={.spec.replicas}"]), "3");
+    assert_eq!(kc.k(&["get", "sts", "db", "-n", "e2e", "-o", "jsonpath={.spec.replicas}"]), "2");
 
     // Every kind: get -o yaml, describe, label, annotate, a merge patch, and a JSON patch.
     for (kind, name, ns) in [
@@ -161,7 +325,7 @@ async fn kubectl_manages_every_resource() {
             base.extend(["-n", n]);
         }
         let with = |extra: &[&str]| -> Vec<String> { extra.iter().chain(base.iter()).map(|s| s.to_string()).collect() };
-        let run = |args: Vec<String>| k(kc, &args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+        let run = |args: Vec<String>| kc.k(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
         let yaml = run(with(&["get", kind, name, "-o", "yaml"]));
         assert!(yaml.contains(&format!("name: {name}")) && yaml.contains("resourceVersion:") && yaml.contains("uid:"), "{kind}: {yaml}");
         assert!(run(with(&["describe", kind, name])).contains(name), "describe {kind}");
@@ -175,45 +339,46 @@ async fn kubectl_manages_every_resource() {
     }
 
     // Field selectors, pagination.
-    assert_eq!(k(kc, &["get", "pods", "-A", "--field-selector", "metadata.name=solo", "-o", "name"]).trim(), "pod/solo");
+    assert_eq!(kc.k(&["get", "pods", "-A", "--field-selector", "metadata.name=solo", "-o", "name"]).trim(), "pod/solo");
     for i in 0..25 {
-        kubectl_in(kc, &["apply", "-f", "-"], Some(&format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: page-{i:02}, namespace: e2e}}\n"))).unwrap();
+        kc.run(&["apply", "-f", "-"], Some(&format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: page-{i:02}, namespace: e2e}}\n"))).unwrap();
     }
-    let paged = k(kc, &["get", "cm", "-n", "e2e", "--chunk-size=4", "-o", "name"]);
+    let paged = kc.k(&["get", "cm", "-n", "e2e", "--chunk-size=4", "-o", "name"]);
     assert_eq!(paged.lines().filter(|l| l.contains("page-")).count(), 25);
 
     // Optimistic concurrency: a stale resourceVersion is a conflict.
-    let stale = k(kc, &["get", "cm", "app-config", "-n", "e2e", "-o", "json"]);
-    k(kc, &["label", "cm", "app-config", "-n", "e2e", "bump=1"]);
-    let err = kubectl_in(kc, &["replace", "-f", "-"], Some(&stale)).unwrap_err();
+    let stale = kc.k(&["get", "cm", "app-config", "-n", "e2e", "-o", "json"]);
+    kc.k(&["label", "cm", "app-config", "-n", "e2e", "bump=1"]);
+    let err = kc.run(&["replace", "-f", "-"], Some(&stale)).unwrap_err();
     assert!(err.contains("Conflict") || err.contains("the object has been modified"), "{err}");
     // Create of an existing name.
-    let err = kubectl_in(kc, &["create", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-config, namespace: e2e}\n")).unwrap_err();
+    let err = kc.run(&["create", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: app-config, namespace: e2e}\n")).unwrap_err();
     assert!(err.contains("AlreadyExists") || err.contains("already exists"), "{err}");
     // Validation errors come back as 422 with field causes.
-    let err = kubectl_in(kc, &["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name, namespace: e2e}\n")).unwrap_err();
+    let err = kc.run(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name, namespace: e2e}\n")).unwrap_err();
     assert!(err.contains("Invalid") && err.contains("metadata.name"), "{err}");
     // Unknown fields are refused by kubectl's strict validation.
-    let err = kubectl_in(kc, &["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: strict, namespace: e2e}\nbogus: 1\n")).unwrap_err();
+    let err = kc.run(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: strict, namespace: e2e}\nbogus: 1\n")).unwrap_err();
     assert!(err.contains("unknown field") && err.contains("bogus"), "{err}");
     // dry run writes nothing.
-    kubectl_in(kc, &["apply", "--dry-run=server", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dry, namespace: e2e}\n")).unwrap();
-    assert!(kubectl_in(kc, &["get", "cm", "dry", "-n", "e2e"], None).is_err());
+    kc.run(&["apply", "--dry-run=server", "-f", "-"], Some("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: dry, namespace: e2e}\n")).unwrap();
+    assert!(kc.run(&["get", "cm", "dry", "-n", "e2e"], None).is_err());
     // explain reads the OpenAPI documents.
-    let ex = k(kc, &["explain", "deployment.spec.strategy.rollingUpdate"]);
+    let ex = kc.k(&["explain", "deployment.spec.strategy.rollingUpdate"]);
     assert!(ex.contains("maxSurge"), "{ex}");
 
-    // Delete: by name, by file, and the namespace with everything in it.
-    k(kc, &["delete", "hpa", "web", "-n", "e2e"]);
-    assert!(k_err(kc, &["get", "hpa", "web", "-n", "e2e"]).contains("NotFound"));
-    k(kc, &["delete", "clusterrolebinding", "e2e-viewer"]);
-    k(kc, &["delete", "clusterrole", "e2e-viewer"]);
-    k(kc, &["delete", "node", "e2e-node-1"]);
-    k(kc, &["delete", "namespace", "e2e", "--wait=false"]);
-    let phase = k(kc, &["get", "ns", "e2e", "-o", "jsonpath={.status.phase}"]);
-    assert!(phase == "Terminating" || phase.is_empty(), "{phase}");
-    wait_until("the namespace and its contents to go", || kubectl_in(kc, &["get", "ns", "e2e"], None).is_err());
-    assert!(k(kc, &["get", "cm", "-n", "e2e", "-o", "name"]).trim().is_empty());
+    // Delete every kind by name (the namespace last), then check it is gone.
+    let (page, name) = ("configmap", "page-00");
+    kc.k(&["delete", page, name, "-n", "e2e"]);
+    assert!(kc.k_err(&["get", page, name, "-n", "e2e"]).contains("NotFound"));
+    for r in &rows {
+        kc.k(&r.args(&["delete", r.kind, r.name]));
+        wait_until(&format!("{} {} to go", r.kind, r.name), || {
+            kc.run(&r.args(&["get", r.kind, r.name]), None).is_err_and(|e| e.contains("NotFound"))
+        });
+    }
+    // The namespace took what was left in it.
+    assert!(kc.k(&["get", "cm", "-n", "e2e", "-o", "name"]).trim().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -315,8 +480,8 @@ async fn compacted_revisions_are_gone() {
     assert!(watch.contains("\"type\":\"ERROR\"") && watch.contains("410"), "{watch}");
 }
 
-/// The same kubectl flow against three masters, the leader killed in the middle; each
-/// master's kubeconfig works.
+/// The same kubectl flow against three masters, kubectl pointed at a follower and the leader
+/// SIGKILLed in the middle of it; afterwards every survivor and the restarted master agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_across_three_masters_with_leader_killed() {
     let mut c = Cluster::start(ClusterOptions { size: 3, ..Default::default() }).await.unwrap();
@@ -327,35 +492,31 @@ async fn kubectl_across_three_masters_with_leader_killed() {
         }
         v
     };
-    k(&kcs[0], &["apply", "-f", MANIFEST]);
-    // Every master serves the same objects with the same resourceVersion.
-    let rv0 = k(&kcs[0], &["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.metadata.resourceVersion}"]);
-    for kc in &kcs {
-        assert_eq!(k(kc, &["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.metadata.resourceVersion}"]), rv0);
-    }
-    let leader = c.wait_leader(Duration::from_secs(5)).await.unwrap();
-    c.kill(leader);
-    let other = (leader + 1) % 3;
-    // The survivors keep serving reads and writes through kubectl.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match kubectl_in(&kcs[other], &["scale", "deploy", "web", "-n", "e2e", "--replicas=7"], None) {
-            Ok(_) => break,
-            Err(e) => {
-                assert!(Instant::now() < deadline, "scale after leader kill: {e}");
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-    }
-    for i in (0..3).filter(|i| *i != leader) {
-        assert_eq!(k(&kcs[i], &["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.spec.replicas}"]), "7");
-    }
-    let changed = std::fs::read_to_string(MANIFEST).unwrap().replace("busybox:1.36", "busybox:1.38");
-    kubectl_in(&kcs[other], &["apply", "-f", "-"], Some(&changed)).unwrap();
-    k(&kcs[other], &["delete", "ns", "e2e", "--wait=false"]);
+    let first_leader = c.wait_leader(Duration::from_secs(5)).await.unwrap();
+    let kctl = Kctl::new(kcs.clone(), (first_leader + 1) % 3);
+    let mut killed = None;
+    every_resource_flow(&kctl, &mut |kctl| {
+        // Every master serves the same objects with the same resourceVersion before the kill.
+        let rv = |m: usize| kubectl_in(&kcs[m], &["get", "deploy", "web", "-n", "e2e", "-o", "jsonpath={.metadata.resourceVersion}"], None).unwrap();
+        wait_until("the masters to agree", || (0..3).all(|m| rv(m) == rv(0)));
+        let leader = tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(c.wait_leader(Duration::from_secs(5)))).unwrap();
+        c.kill(leader);
+        kctl.mark_dead(leader);
+        killed = Some(leader);
+    });
+    let leader = killed.expect("the flow reached its middle");
+    assert!(kctl.cur.get() != leader);
     c.restart(leader).unwrap();
     c.wait_api(leader, Duration::from_secs(30)).await.unwrap();
-    wait_until("the restarted master to see the namespace gone", || kubectl_in(&kcs[leader], &["get", "ns", "e2e"], None).is_err());
+    for r in kind_rows() {
+        wait_until(&format!("master {leader} to see {} {} gone", r.kind, r.name), || {
+            kubectl_in(&kcs[leader], &r.args(&["get", r.kind, r.name]), None).is_err_and(|e| e.contains("NotFound"))
+        });
+    }
+    for kc in &kcs {
+        let ns = k(kc, &["get", "ns", "-o", "name"]);
+        assert!(ns.contains("namespace/kube-system") && !ns.contains("namespace/e2e"), "{ns}");
+    }
 }
 
 /// A watch opened on one master and resumed on another after the first is killed sees every

@@ -157,13 +157,17 @@ impl Agent {
 
     /// Removes every image no container on the node uses.
     pub async fn collect_images(&self) {
-        let in_use: std::collections::HashSet<String> = match self.runtime.list() {
+        let mut in_use: std::collections::HashSet<String> = match self.runtime.list() {
             Ok(cs) => cs.iter().filter_map(|c| c.labels.get(pods::LABEL_IMAGE_ID).cloned()).collect(),
             Err(e) => {
                 tracing::warn!(error = %e, "image gc: cannot list containers");
                 return;
             }
         };
+        // Images of pods this node runs, also those whose containers are not started yet.
+        for p in self.pods.snapshot() {
+            in_use.extend(p.images.iter().cloned());
+        }
         let images = self.images.clone();
         match tokio::task::spawn_blocking(move || images.gc(&in_use)).await {
             Ok(Ok(r)) => tracing::info!(images = r.images_removed.len(), bytes = r.bytes_freed, "image gc"),

@@ -46,6 +46,9 @@ pub struct Live {
     pub namespace: String,
     pub name: String,
     pub containers: Mutex<BTreeMap<String, LiveContainer>>,
+    /// The images the pod's spec names: image GC keeps them even before a container of the
+    /// pod exists (between the pull and the start).
+    pub images: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -63,6 +66,11 @@ impl Live {
             namespace: pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default").to_string(),
             name: pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string(),
             containers: Mutex::new(BTreeMap::new()),
+            images: ["initContainers", "containers"]
+                .iter()
+                .flat_map(|k| pod["spec"][*k].as_array().cloned().unwrap_or_default())
+                .filter_map(|c| c["image"].as_str().map(String::from))
+                .collect(),
         }
     }
 }
