@@ -161,31 +161,9 @@ impl Agent {
         chaos::harness::tail(&self.log, 40)
     }
 
-    /// Kills whatever the agent left (it is meant to leave containers running when it dies):
-    /// processes in the pods' cgroups, shims, mounts under its data dir, the pods' cgroups.
+    /// Kills whatever the agent left (it is meant to leave containers running when it dies).
     fn sweep(&self) {
-        let data = self.dir.to_string_lossy().to_string();
-        let uids: Vec<String> = std::fs::read_dir(self.dir.join("data/pods")).into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-        // Shims first (they would report exits), then container processes by cgroup.
-        let _ = Command::new("pkill").args(["-KILL", "-f", &format!("shim {data}")]).status();
-        for uid in &uids {
-            for _ in 0..3 {
-                let _ = Command::new("sh")
-                    .arg("-c")
-                    .arg(format!("for f in $(find /sys/fs/cgroup/*/rkube/pod{uid} -name cgroup.procs 2>/dev/null); do for p in $(cat $f); do kill -9 $p; done; done"))
-                    .status();
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<&str> = mounts.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&data)).collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = Command::new("umount").args(["-l", p]).status();
-        }
-        for uid in &uids {
-            let _ = Command::new("sh").arg("-c").arg(format!("find /sys/fs/cgroup/*/rkube/pod{uid} -depth -type d -exec rmdir {{}} \\; 2>/dev/null")).status();
-        }
+        chaos::agent::sweep(&self.dir.join("data"));
     }
 }
 

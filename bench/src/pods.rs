@@ -50,21 +50,7 @@ impl Drop for Node {
             let _ = a.kill();
             let _ = a.wait();
         }
-        let data = self.dir.to_string_lossy().to_string();
-        let _ = Command::new("pkill").args(["-KILL", "-f", &format!("shim {data}")]).status();
-        let uids: Vec<String> = std::fs::read_dir(self.dir.join("data/pods")).into_iter().flatten().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
-        for uid in &uids {
-            let _ = Command::new("sh").arg("-c").arg(format!("for f in $(find /sys/fs/cgroup/*/rkube/pod{uid} -name cgroup.procs 2>/dev/null); do for p in $(cat $f); do kill -9 $p; done; done")).status();
-        }
-        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-        let mut points: Vec<&str> = mounts.lines().filter_map(|l| l.split(' ').nth(4)).filter(|p| p.starts_with(&data)).collect();
-        points.sort_by_key(|p| std::cmp::Reverse(p.len()));
-        for p in points {
-            let _ = Command::new("umount").args(["-l", p]).status();
-        }
-        for uid in &uids {
-            let _ = Command::new("sh").arg("-c").arg(format!("find /sys/fs/cgroup/*/rkube/pod{uid} -depth -type d -exec rmdir {{}} \\; 2>/dev/null")).status();
-        }
+        chaos::agent::sweep(&self.dir.join("data"));
         let _ = Command::new("ip").args(["netns", "del", &self.netns]).status();
     }
 }

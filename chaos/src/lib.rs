@@ -2,6 +2,7 @@
 //! checks it. The process harness and the classifying store client are shared with the
 //! end-to-end tests and the benchmarks.
 
+pub mod agent;
 pub mod client;
 pub mod harness;
 pub mod kube;
