@@ -27,7 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::Agent;
 use crate::error::{Error, Result};
-use crate::pods::Live;
+use crate::pods::{Live, LiveContainer};
 
 /// Tokens the API server accepted recently (checked again after this long).
 const TOKEN_CACHE: Duration = Duration::from_secs(60);
@@ -165,22 +165,21 @@ fn value<'a>(q: &'a [(String, String)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
 }
 
-fn find_pod(ctx: &Ctx, namespace: &str, pod: &str) -> std::result::Result<Arc<Live>, Response> {
-    ctx.agent.pods.by_name(namespace, pod).ok_or_else(|| status(404, "NotFound", format!("pod {namespace}/{pod} is not running on node {}", ctx.agent.config.node_name)))
+/// Authenticates the caller and finds the container a logs/exec request names.
+async fn container_of(ctx: &Ctx, headers: &HeaderMap, namespace: &str, pod: &str, container: &str) -> std::result::Result<(Arc<Live>, LiveContainer), Response> {
+    authorize(ctx, headers).await?;
+    let live = ctx.agent.pods.by_name(namespace, pod).ok_or_else(|| status(404, "NotFound", format!("pod {namespace}/{pod} is not running on node {}", ctx.agent.config.node_name)))?;
+    let lc = live.containers.lock().expect("live lock").get(container).cloned();
+    let lc = lc.ok_or_else(|| status(400, "BadRequest", format!("container {container:?} in pod {pod:?} is waiting to start or does not exist")))?;
+    Ok((live, lc))
 }
 
 async fn logs(State(ctx): State<Ctx>, Path((namespace, pod, container)): Path<(String, String, String)>, RawQuery(raw): RawQuery, headers: HeaderMap) -> Response {
-    if let Err(r) = authorize(&ctx, &headers).await {
-        return r;
-    }
-    let live = match find_pod(&ctx, &namespace, &pod) {
-        Ok(l) => l,
+    let (live, lc) = match container_of(&ctx, &headers, &namespace, &pod, &container).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
     let q = query(&raw);
-    let Some(lc) = live.containers.lock().expect("live lock").get(&container).cloned() else {
-        return status(400, "BadRequest", format!("container {container:?} in pod {pod:?} is waiting to start or does not exist"));
-    };
     let previous = flag(&q, "previous");
     let attempt = if previous {
         if lc.attempt == 0 {
@@ -240,11 +239,8 @@ const RESIZE: u8 = 4;
 const CLOSE: u8 = 255;
 
 async fn exec(State(ctx): State<Ctx>, Path((namespace, pod, container)): Path<(String, String, String)>, RawQuery(raw): RawQuery, headers: HeaderMap, req: axum::extract::Request) -> Response {
-    if let Err(r) = authorize(&ctx, &headers).await {
-        return r;
-    }
-    let live = match find_pod(&ctx, &namespace, &pod) {
-        Ok(l) => l,
+    let (_, lc) = match container_of(&ctx, &headers, &namespace, &pod, &container).await {
+        Ok(c) => c,
         Err(r) => return r,
     };
     let q = query(&raw);
@@ -252,9 +248,6 @@ async fn exec(State(ctx): State<Ctx>, Path((namespace, pod, container)): Path<(S
     if command.is_empty() {
         return status(400, "BadRequest", "you must specify at least one command for the container");
     }
-    let Some(lc) = live.containers.lock().expect("live lock").get(&container).cloned() else {
-        return status(400, "BadRequest", format!("container {container:?} not found in pod {pod:?}"));
-    };
     let Some(id) = lc.current.filter(|_| lc.running) else {
         return status(400, "BadRequest", format!("container {container} is not running"));
     };

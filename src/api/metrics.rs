@@ -48,17 +48,14 @@ async fn list(api: &Arc<Api>, plural: &str, ns: Option<&str>, q: &HashMap<String
 /// Every node's summary (nodes whose agent does not answer are left out, like metrics-server).
 async fn summaries(api: &Arc<Api>, only: Option<&str>) -> Result<Vec<(Value, Value)>, ApiError> {
     let nodes = list(api, "nodes", None, &HashMap::new()).await?;
-    let token = super::bootstrap::load_tokens(&api.node.store).ok().and_then(|t| t.into_iter().next()).unwrap_or_default();
+    let token = super::proxy::cluster_token(api)?;
     let mut fetches = Vec::new();
     for n in nodes {
         let name = n.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
         if only.is_some_and(|o| o != name) {
             continue;
         }
-        let port = n.pointer("/status/daemonEndpoints/kubeletEndpoint/Port").and_then(Value::as_u64).filter(|p| *p > 0);
-        let ip = n.pointer("/status/addresses").and_then(Value::as_array).into_iter().flatten().find(|a| a["type"] == "InternalIP").and_then(|a| a["address"].as_str()).map(String::from);
-        let (Some(port), Some(ip)) = (port, ip) else { continue };
-        let addr = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
+        let Some(addr) = super::proxy::agent_addr(&n) else { continue };
         let token = token.clone();
         fetches.push(async move {
             let r = super::proxy::agent_client().get(format!("https://{addr}/stats/summary")).bearer_auth(&token).timeout(Duration::from_secs(3)).send().await;

@@ -108,20 +108,29 @@ async fn target(api: &Arc<Api>, ri: &RequestInfo, q: &HashMap<String, String>) -
         Err(ApiError::NotFound { .. }) => return Err(ApiError::ServiceUnavailable(format!("pods/{}: node {node} of pod {name} does not exist, so there is no agent to reach", ri.subresource.as_deref().unwrap_or("")))),
         Err(e) => return Err(e),
     };
-    let port = n.pointer("/status/daemonEndpoints/kubeletEndpoint/Port").and_then(Value::as_u64).filter(|p| *p > 0);
-    let ip = n.pointer("/status/addresses").and_then(Value::as_array).into_iter().flatten().find(|a| a["type"] == "InternalIP").and_then(|a| a["address"].as_str());
-    let (Some(port), Some(ip)) = (port, ip) else {
+    let Some(addr) = agent_addr(&n) else {
         return Err(ApiError::ServiceUnavailable(format!(
             "pods/{}: node {node} runs no agent this server can reach (no InternalIP address or agent port in its status); is `rkube agent` running there?",
             ri.subresource.as_deref().unwrap_or("")
         )));
     };
-    let addr = if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
-    let token = super::bootstrap::load_tokens(&api.node.store)
+    let token = cluster_token(api)?;
+    Ok(Target { addr, container, token })
+}
+
+/// `host:port` of a Node's agent: its InternalIP and `daemonEndpoints.kubeletEndpoint.Port`.
+pub fn agent_addr(node: &Value) -> Option<String> {
+    let port = node.pointer("/status/daemonEndpoints/kubeletEndpoint/Port").and_then(Value::as_u64).filter(|p| *p > 0)?;
+    let ip = node.pointer("/status/addresses").and_then(Value::as_array).into_iter().flatten().find(|a| a["type"] == "InternalIP").and_then(|a| a["address"].as_str())?;
+    Some(if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") })
+}
+
+/// The token the API server presents to agents (they check it back with the API).
+pub fn cluster_token(api: &Arc<Api>) -> Result<String, ApiError> {
+    super::bootstrap::load_tokens(&api.node.store)
         .ok()
         .and_then(|t| t.into_iter().next())
-        .ok_or_else(|| ApiError::Internal("the cluster has no token to present to agents".into()))?;
-    Ok(Target { addr, container, token })
+        .ok_or_else(|| ApiError::Internal("the cluster has no token to present to agents".into()))
 }
 
 fn forward_query(raw: Option<&str>) -> String {

@@ -422,7 +422,7 @@ impl Worker {
                     c.started = true;
                     c.trackers[2].verdict = if c.readiness.is_some() { None } else { Some(true) };
                     self.watch_exit(i);
-                    self.start_probes(i, c_id(&self.ctrs[i]));
+                    self.start_probes(i, latest.id.clone());
                     self.ctrs[i].refresh_ready();
                 }
                 ContainerStatus::Exited(info) => {
@@ -448,13 +448,12 @@ impl Worker {
     }
 
     fn context(&self) -> PodContext {
-        let alloc = |k: &str| crate::node::meminfo("MemTotal").map(|m| m as i64 * 1024).filter(|_| k == "memory");
         PodContext {
             pod_ip: self.pod_ip.clone().unwrap_or_default(),
             pod_ips: self.pod_ip.iter().cloned().collect(),
             host_ip: self.agent.config.node_ip.to_string(),
             node_cpu_millis: self.agent.host.cpus as i64 * 1000,
-            node_memory: alloc("memory").unwrap_or(0),
+            node_memory: crate::node::meminfo("MemTotal").map(|kib| kib as i64 * 1024).unwrap_or(0),
             node_ephemeral: 0,
         }
     }
@@ -590,8 +589,7 @@ impl Worker {
             self.fetch_sources().await;
         }
         let ctx = self.context();
-        if let Some(vols) = &self.volumes {
-            let _ = vols;
+        if self.volumes.is_some() {
             let changed = volumes::refresh(&self.dir, &self.pod, &self.sources, &ctx, None);
             if !changed.is_empty() {
                 tracing::info!(pod = %self.live.name, volumes = ?changed, "volume contents updated");
@@ -718,7 +716,7 @@ impl Worker {
                 }
             }
         }
-        let image = self.ctrs[i].image.clone().expect("image present");
+        let Some(image) = self.ctrs[i].image.clone() else { return };
         // The previous instance goes away now (its logs stay for --previous).
         if let Some(old) = self.ctrs[i].current.take() {
             let _ = self.agent.runtime.remove(&old).await;
@@ -804,7 +802,8 @@ impl Worker {
         let (uid, gid, additional_gids) = pspec::user(&self.pod, &c.spec, &image.config.user, rootfs)?;
         let sandbox = self.sandbox.as_ref().ok_or_else(|| ConfigError("the pod sandbox is gone".into()))?;
         let mut mounts = self.pod_mounts.clone();
-        let own = volumes::mounts(&c.spec, self.volumes.as_ref().expect("volumes set up"))?;
+        let vols = self.volumes.as_ref().ok_or_else(|| ConfigError("the pod's volumes are not set up".into()))?;
+        let own = volumes::mounts(&c.spec, vols)?;
         mounts.retain(|m| !own.iter().any(|o| o.destination == m.destination));
         mounts.extend(own);
         let sc = &c.spec["securityContext"];
@@ -1168,10 +1167,6 @@ fn strip_times(s: &Value) -> Value {
         o.remove("qosClass");
     }
     s
-}
-
-fn c_id(c: &Ctr) -> String {
-    c.current.clone().unwrap_or_default()
 }
 
 /// `<repository>@<manifest digest>` (what `imageID` shows).
